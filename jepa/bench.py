@@ -1,0 +1,134 @@
+"""``jepa bench --config FILE``: training-step throughput, FLOP/s, MFU and peak memory, as one JSON line.
+
+The timed step is the training step of ``jepa pretrain`` (same module methods, same optimizer
+groups, the EMA update included) on synthetic images with real multi-block masks, so data loading
+is left out. MFU is measured against a matmul peak measured on the same device in the same dtype.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .errors import JEPAError
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_flops(device: torch.device, dtype: torch.dtype, seconds: float = 1.0) -> float:
+    """Best FLOP/s of square matmuls on ``device`` in ``dtype`` (the denominator of MFU)."""
+    n = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    best, t_end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        _sync(device)
+        best = max(best, 5 * 2 * n**3 / (time.perf_counter() - t0))
+    return best
+
+
+def _precision(trainer_precision: Any, device: torch.device) -> tuple[str, torch.dtype | None]:
+    p = str(trainer_precision) if trainer_precision is not None else ("bf16-mixed" if device.type == "cuda" else "32-true")
+    if p in ("bf16-mixed", "bf16"):
+        return "bf16-mixed", torch.bfloat16
+    if p in ("32-true", "32"):
+        return "32-true", None
+    raise JEPAError(f"jepa bench supports precision 32-true and bf16-mixed, not {p}")
+
+
+def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[str, Any]:
+    from .train.run import build_cli
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        cli = build_cli([*args, "--run_dir", run_dir, "--trainer.logger", "false"])
+    device = torch.device(device_name if device_name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    precision, autocast_dtype = _precision(cli.config_init["trainer"].get("precision"), device)
+    model, data = cli.model.to(device), cli.datamodule
+    model.setup("fit")
+    model.train()
+    optimizer = model.configure_optimizers()
+    masker = data.masker()
+    b, (h, w) = data.batch_size, data.image_size
+    gen = torch.Generator().manual_seed(0)
+    batches = []
+    for step in range(4):  # a few distinct mask draws, as training would see
+        ctx, tgt = masker.batch(step, list(range(b)))
+        images = torch.randn(b, 3, h, w, generator=gen)
+        batches.append((images.to(device), ctx.to(device), tgt.to(device)))
+
+    def train_step(i: int) -> None:
+        images, ctx, tgt = batches[i % len(batches)]
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            loss = model.jepa_loss(images, ctx, tgt).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        model.update_target(i, momentum=0.996)
+
+    for i in range(warmup):
+        train_step(i)
+    with FlopCounterMode(display=False) as counter:
+        train_step(0)
+    flops_per_step = counter.get_total_flops()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        train_step(i)
+    _sync(device)
+    elapsed = time.perf_counter() - t0
+    peak = matmul_peak_flops(device, autocast_dtype or torch.float32)
+    achieved = flops_per_step * steps / elapsed
+    if device.type == "cuda":
+        memory_mb = torch.cuda.max_memory_allocated(device) / 2**20
+        device_label = torch.cuda.get_device_name(device)
+    else:
+        memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak RSS (KiB on Linux)
+        device_label = f"cpu ({torch.get_num_threads()} threads)"
+    tokens = model.encoder.num_patches if (h, w) == model.encoder.img_size else (h // model.encoder.patch_size) * (w // model.encoder.patch_size)
+    return {
+        "device": device_label,
+        "precision": precision,
+        "batch_size": b,
+        "image_size": [h, w],
+        "context_tokens": int(batches[0][1].shape[1]),
+        "target_tokens": int(batches[0][2].shape[1] * batches[0][2].shape[2]),
+        "steps": steps,
+        "step_ms": round(1000 * elapsed / steps, 2),
+        "images_per_s": round(b * steps / elapsed, 2),
+        "tokens_per_s": round(b * tokens * steps / elapsed, 1),
+        "flops_per_step": flops_per_step,
+        "achieved_tflops": round(achieved / 1e12, 4),
+        "peak_matmul_tflops": round(peak / 1e12, 4),
+        "mfu": round(achieved / peak, 4),
+        "peak_memory_mb": round(memory_mb, 1),
+    }
+
+
+def bench_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="jepa bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="a pretraining config (same keys as jepa pretrain)")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    known, overrides = parser.parse_known_args(argv)
+    result = bench(["--config", known.config, *overrides], known.steps, known.warmup, known.device)
+    print(json.dumps(result), flush=True)
+    return 0

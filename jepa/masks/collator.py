@@ -1,0 +1,40 @@
+"""Collate samples into a batch and draw their masks, inside the data-loader workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .multiblock import MultiBlockMasker
+
+
+class MaskCollator:
+    """Stacks samples and attaches I-JEPA masks.
+
+    Each sample is a dict with ``image`` (tensor), ``index`` and ``step`` (ints), optionally
+    ``label`` (int) and ``skipped`` (list of strings naming inputs that failed and were replaced).
+    The batch dict has ``images`` [B, C, H, W], ``labels`` [B] (or absent), ``index`` [B], ``step``
+    (int), ``ctx_idx`` [B, K], ``tgt_idx`` [B, M, T] and ``skipped`` (list of strings).
+    """
+
+    def __init__(self, masker: MultiBlockMasker | None) -> None:
+        self.masker = masker
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        steps = {s["step"] for s in samples}
+        if len(steps) != 1:
+            raise ValueError(f"a batch must come from one step, got steps {sorted(steps)}")
+        step = steps.pop()
+        indices = [int(s["index"]) for s in samples]
+        batch: dict[str, Any] = {
+            "images": torch.stack([s["image"] for s in samples]),
+            "index": torch.tensor(indices, dtype=torch.long),
+            "step": step,
+            "skipped": [reason for s in samples for reason in s.get("skipped", ())],
+        }
+        if all(s.get("label") is not None for s in samples):
+            batch["labels"] = torch.tensor([int(s["label"]) for s in samples], dtype=torch.long)
+        if self.masker is not None:
+            batch["ctx_idx"], batch["tgt_idx"] = self.masker.batch(step, indices)
+        return batch

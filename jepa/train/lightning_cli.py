@@ -1,0 +1,95 @@
+"""``jepa pretrain``: LightningCLI over PretrainModule and ImageDataModule.
+
+Every constructor argument is a config key (``model.encoder.size``, ``data.batch_size``,
+``trainer.max_steps``, ``probe.every_n_steps``); unknown keys and wrong types are errors.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger
+
+from ..data.datamodule import ImageDataModule
+from ..errors import JEPAError
+from .module import PretrainModule
+from .probe_eval import ProbeEvaluation
+from .summary import RunSummary
+
+
+def _num_classes(data: ImageDataModule) -> int | None:
+    return data.num_classes
+
+
+def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
+    """The checkpoint to resume from: ``last`` is ``<run_dir>/checkpoints/last.ckpt``."""
+    if ckpt_path is None:
+        return None
+    path = Path(run_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        raise JEPAError(f"checkpoint {path} does not exist")
+    return str(path)
+
+
+class PretrainCLI(LightningCLI):
+    """LightningCLI with a run directory, periodic ``last.ckpt``, probe evaluation and ``summary.json``."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = False) -> None:
+        super().__init__(
+            PretrainModule,
+            ImageDataModule,
+            args=args,
+            run=run,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False, "prog": "jepa pretrain", "default_env": False},
+            auto_configure_optimizers=False,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run_dir", type=str, default="runs/default",
+                            help="where config.yaml, checkpoints/, metrics.csv and summary.json go")
+        parser.add_argument("--ckpt_path", type=str | None, default=None,
+                            help="checkpoint to resume from; 'last' means <run_dir>/checkpoints/last.ckpt")
+        parser.add_argument("--checkpoint_every_n_steps", type=int, default=500,
+                            help="period of checkpoints/last.ckpt, in optimizer steps")
+        parser.add_lightning_class_args(ProbeEvaluation, "probe")
+        parser.link_arguments("data.image_size", "model.image_size")
+        parser.link_arguments("model.encoder.patch_size", "data.patch_size")
+        parser.link_arguments("data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        # Check the resume checkpoint before anything is built, so a wrong path costs nothing.
+        self.resume_from = resolve_ckpt(self.config["ckpt_path"], str(self.config["run_dir"]))
+
+    def instantiate_trainer(self, **kwargs: Any):  # type: ignore[override]
+        cfg = self.config_init
+        run_dir = str(cfg["run_dir"])
+        trainer_cfg = dict(cfg["trainer"])
+        os.makedirs(run_dir, exist_ok=True)
+        if trainer_cfg.get("precision") is None:
+            # bf16 autocast where the hardware has it, exact fp32 on CPU.
+            trainer_cfg["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+        if trainer_cfg.get("logger") in (None, True):
+            trainer_cfg["logger"] = CSVLogger(run_dir, name="", version="")
+        trainer_cfg["default_root_dir"] = run_dir
+        # The data module shards the data across ranks itself (and resumes mid-epoch).
+        trainer_cfg["use_distributed_sampler"] = False
+        callbacks = list(trainer_cfg.get("callbacks") or [])
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=str(Path(run_dir) / "checkpoints"),
+                save_last=True,
+                save_top_k=0,
+                every_n_train_steps=cfg["checkpoint_every_n_steps"],
+            )
+        )
+        callbacks.append(RunSummary(run_dir, batch_size=self.datamodule.batch_size))
+        trainer_cfg["callbacks"] = callbacks
+        extra = [self._get(cfg, c) for c in self._parser(self.subcommand).callback_keys]
+        return self._instantiate_trainer({**trainer_cfg, **kwargs}, extra)

@@ -1,0 +1,261 @@
+"""The I-JEPA LightningModule: context encoder, EMA target encoder, predictor, online probe."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import JEPAError
+from ..models.predictor import Predictor, PredictorConfig
+from ..models.vit import EncoderConfig, VisionTransformer, gather_tokens, layer_normed, patch_grid, to_2tuple
+from ..objectives import RegressionLoss, jepa_regression_loss
+from .ema import ema_update_, frozen_copy_params
+from .monitors import feature_std, rankme
+from .optim import decay_groups
+from .schedules import cosine, linear, warmup_cosine
+
+log = logging.getLogger("jepa")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with warmup-cosine learning rate and cosine weight decay, counted in optimizer steps.
+
+    Args:
+        lr: peak learning rate, reached after ``warmup_steps``.
+        start_lr: learning rate at step 0.
+        final_lr: learning rate at the last step (``trainer.max_steps``).
+        warmup_steps: length of the linear warmup.
+        weight_decay: weight decay at step 0.
+        final_weight_decay: weight decay at the last step.
+        betas: AdamW betas.
+    """
+
+    lr: float = 1e-3
+    start_lr: float = 2e-4
+    final_lr: float = 1e-6
+    warmup_steps: int = 0
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.4
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class EMAConfig:
+    """Target-encoder momentum, linear from ``start`` to ``end`` over the run (equal: constant)."""
+
+    start: float = 0.996
+    end: float = 1.0
+
+
+@dataclass
+class JEPAOutput:
+    loss: torch.Tensor
+    features: torch.Tensor  # average-pooled target-encoder tokens, no gradient
+
+
+class PretrainModule(pl.LightningModule):
+    """I-JEPA pretraining.
+
+    Args:
+        encoder: context-encoder architecture (the target encoder is its EMA copy).
+        predictor: predictor architecture.
+        image_size: training resolution (linked from ``data.image_size``).
+        num_classes: classes of the training data for the online probe (linked from the data;
+            None disables the probe).
+        loss: ``smooth_l1`` (I-JEPA), ``l1`` (V-JEPA) or ``l2``.
+        optim: optimizer and schedules.
+        ema: target-encoder momentum.
+        probe_lr: learning rate of the online linear probe (not scheduled, no weight decay).
+        compile: ``torch.compile`` the encoders and the predictor.
+        activation_checkpointing: recompute each block in the backward pass to save memory.
+        monitor_every_n_steps: how often to log the collapse monitors (feature std, RankMe).
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderConfig = EncoderConfig(),
+        predictor: PredictorConfig = PredictorConfig(),
+        image_size: int | tuple[int, int] = 224,
+        num_classes: int | None = None,
+        loss: RegressionLoss = "smooth_l1",
+        optim: OptimConfig = OptimConfig(),
+        ema: EMAConfig = EMAConfig(),
+        probe_lr: float = 1e-3,
+        compile: bool = False,
+        activation_checkpointing: bool = False,
+        monitor_every_n_steps: int = 50,
+    ) -> None:
+        super().__init__()
+        encoder, predictor = copy.deepcopy(encoder), copy.deepcopy(predictor)
+        img_size = to_2tuple(image_size)
+        try:
+            grid = patch_grid(img_size, encoder.patch_size)
+            self.encoder = VisionTransformer.from_config(encoder, img_size)
+            self.predictor = Predictor.from_config(predictor, self.encoder.embed_dim, grid, self.encoder.num_heads)
+        except ValueError as exn:
+            raise JEPAError(str(exn)) from None
+        if loss not in ("smooth_l1", "l1", "l2"):
+            raise JEPAError(f"model.loss must be smooth_l1, l1 or l2, got {loss!r}")
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False).eval()
+        self.probe = (
+            nn.Sequential(nn.BatchNorm1d(self.encoder.embed_dim, affine=False), nn.Linear(self.encoder.embed_dim, num_classes))
+            if num_classes
+            else None
+        )
+        self.loss_kind = loss
+        self.optim_cfg = copy.deepcopy(optim)
+        self.ema_cfg = copy.deepcopy(ema)
+        self.probe_lr = probe_lr
+        self.use_compile = compile
+        self.monitor_every_n_steps = monitor_every_n_steps
+        if activation_checkpointing:
+            self.encoder.grad_checkpointing = self.predictor.grad_checkpointing = True
+        # Plain types only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters(
+            {
+                "encoder": asdict(encoder),
+                "predictor": asdict(predictor),
+                "image_size": list(img_size),
+                "num_classes": num_classes,
+                "loss": loss,
+                "optim": asdict(optim),
+                "ema": asdict(ema),
+                "probe_lr": probe_lr,
+            }
+        )
+        self._ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+        self.recent_losses: collections.deque[torch.Tensor] = collections.deque(maxlen=50)
+        self.skipped_count = 0
+        self.skipped_examples: list[str] = []
+
+    # ----------------------------------------------------------------- set-up
+    def setup(self, stage: str) -> None:
+        if self.use_compile:
+            for m in (self.encoder, self.target_encoder, self.predictor):
+                m.compile()
+
+    def train(self, mode: bool = True) -> PretrainModule:
+        super().train(mode)
+        self.target_encoder.eval()  # the target never uses dropout or drop-path
+        return self
+
+    @property
+    def max_steps(self) -> int:
+        steps = self.trainer.max_steps if self._trainer is not None else -1
+        if steps is None or steps <= 0:
+            raise JEPAError("set trainer.max_steps: every schedule (lr, weight decay, EMA) is derived from it")
+        return steps
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        decay, no_decay = decay_groups({"encoder": self.encoder, "predictor": self.predictor})
+        groups: list[dict[str, Any]] = [
+            {"params": decay, "scheduled": True, "decayed": True},
+            {"params": no_decay, "scheduled": True, "decayed": False, "weight_decay": 0.0},
+        ]
+        if self.probe is not None:
+            groups.append({"params": list(self.probe.parameters()), "lr": self.probe_lr, "weight_decay": 0.0,
+                           "scheduled": False, "decayed": False})
+        cfg = self.optim_cfg
+        fused = self.device.type in ("cuda", "cpu")
+        return torch.optim.AdamW(groups, lr=cfg.start_lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
+                                 fused=fused)
+
+    # ------------------------------------------------------------- schedules
+    def apply_schedules(self, optimizer: torch.optim.Optimizer, step: int, total: int) -> tuple[float, float]:
+        """Sets learning rate and weight decay of the scheduled groups for optimizer step ``step`` of ``total``."""
+        cfg = self.optim_cfg
+        lr = warmup_cosine(step, total, cfg.warmup_steps, cfg.start_lr, cfg.lr, cfg.final_lr)
+        wd = cosine(step, total, cfg.weight_decay, cfg.final_weight_decay)
+        for group in optimizer.param_groups:
+            if group.get("scheduled"):
+                group["lr"] = lr
+                if group.get("decayed"):
+                    group["weight_decay"] = wd
+        return lr, wd
+
+    def momentum(self, step: int) -> float:
+        return linear(step, self.max_steps, self.ema_cfg.start, self.ema_cfg.end)
+
+    @torch.no_grad()
+    def update_target(self, step: int, momentum: float | None = None) -> None:
+        """EMA of the context encoder into the target encoder, after optimizer step ``step``
+        (``momentum`` overrides the schedule)."""
+        if self._ema_pairs is None:
+            self._ema_pairs = frozen_copy_params(self.encoder, self.target_encoder)
+        ema_update_(*self._ema_pairs, self.momentum(step) if momentum is None else momentum)
+
+    # ----------------------------------------------------------------- steps
+    def jepa_loss(self, images: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> JEPAOutput:
+        """Predicts the layer-normed target-encoder tokens of the target blocks from the context block."""
+        grid = patch_grid(tuple(images.shape[-2:]), self.encoder.patch_size)
+        with torch.no_grad():
+            h = self.target_encoder(images)
+            features = h.mean(dim=1)
+            targets = layer_normed(gather_tokens(h, tgt_idx))
+        z = self.encoder(images, keep=ctx_idx)
+        pred = self.predictor(z, ctx_idx, tgt_idx, grid)
+        return JEPAOutput(jepa_regression_loss(pred, targets, self.loss_kind), features)
+
+    def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
+        lr, wd = self.apply_schedules(self.optimizers().optimizer, self.global_step, self.max_steps)
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            self.log_dict({"train/lr": lr, "train/weight_decay": wd, "train/ema": self.momentum(self.global_step)})
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        self._count_skipped(batch.get("skipped", ()))
+        out = self.jepa_loss(batch["images"], batch["ctx_idx"], batch["tgt_idx"])
+        self.recent_losses.append(out.loss.detach())
+        self.log("loss", out.loss, prog_bar=True)
+        total = out.loss
+        labels = batch.get("labels")
+        if self.probe is not None and labels is not None:
+            logits = self.probe(out.features)
+            probe_loss = F.cross_entropy(logits, labels)
+            total = total + probe_loss  # features are detached: this trains the probe only
+            self.log("probe_acc", (logits.argmax(-1) == labels).float().mean(), prog_bar=True)
+        if self.global_step % self.monitor_every_n_steps == 0:
+            self.log_dict({"monitor/feature_std": feature_std(out.features), "monitor/rankme": rankme(out.features)})
+        return total
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        step = self.global_step
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.update_target(step)
+
+    def _count_skipped(self, reasons: list[str]) -> None:
+        for reason in reasons:
+            log.warning("skipped an input that failed to load: %s", reason)
+            if len(self.skipped_examples) < 20:
+                self.skipped_examples.append(reason)
+        self.skipped_count += len(reasons)
+
+    @torch.no_grad()
+    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Average-pooled target-encoder tokens: the features that probes evaluate."""
+        return self.target_encoder(images).mean(dim=1)
+
+    # ----------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["jepa"] = {
+            "torch_rng": torch.get_rng_state(),
+            "skipped_count": self.skipped_count,
+            "skipped_examples": list(self.skipped_examples),
+            "format": 1,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("jepa")
+        if state is None:
+            raise JEPAError("this checkpoint was not written by jepa pretrain")
+        torch.set_rng_state(state["torch_rng"])
+        self.skipped_count = state["skipped_count"]
+        self.skipped_examples = list(state["skipped_examples"])

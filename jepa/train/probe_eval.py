@@ -1,0 +1,131 @@
+"""Probe evaluation during pretraining: a linear probe fitted on frozen features, scored on held-out data.
+
+At step 0 the encoder has random weights, so the first evaluation is the baseline that the
+pretrained encoder must beat. The online probe (trained alongside) is scored on the same features.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from ..eval.linear import holdout_linear_probe
+from .monitors import rankme
+
+log = logging.getLogger("jepa")
+
+
+class ProbeEvaluation(pl.Callback):
+    """Fits a linear probe on average-pooled target-encoder features at step 0, every
+    ``every_n_steps`` and at the end; logs ``probe/linear_acc``, ``probe/online_acc``, ``probe/rankme``.
+
+    Args:
+        every_n_steps: evaluation period in optimizer steps (0: only at the start and the end).
+        epochs: epochs of the probe's training on the cached features.
+        enabled: turn probe evaluation off.
+    """
+
+    def __init__(self, every_n_steps: int = 0, epochs: int = 50, enabled: bool = True) -> None:
+        self.every_n_steps = every_n_steps
+        self.epochs = epochs
+        self.enabled = enabled
+        self.history: list[dict[str, float]] = []
+        self.skipped_reason: str | None = None
+        self._loaders: tuple[DataLoader, DataLoader] | None = None
+        self._cache: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    # Results survive a resume: the step-0 baseline is not recomputed on trained weights.
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+
+    def _batches(self, name: str, loader: DataLoader) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        # Small probe sets are decoded once and kept; large ones are re-read each time.
+        if name in self._cache:
+            return self._cache[name]
+        batches = [(x, torch.as_tensor(y)) for x, y in loader]
+        if sum(x.numel() for x, _ in batches) * 4 < 512 * 2**20:
+            self._cache[name] = batches
+        return batches
+
+    @torch.no_grad()
+    def _features(self, module: pl.LightningModule, name: str, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, labels = [], []
+        autocast = torch.autocast(module.device.type, dtype=torch.bfloat16, enabled=module.device.type == "cuda")
+        for x, y in self._batches(name, loader):
+            with autocast:
+                feats.append(module.pooled_features(x.to(module.device, non_blocking=True)).float())
+            labels.append(y.to(module.device))
+        return torch.cat(feats), torch.cat(labels)
+
+    def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, float] | None:
+        if not self.enabled or module.probe is None:
+            self.skipped_reason = "the training data has no labels" if self.enabled else "disabled"
+            return None
+        if self._loaders is None:
+            self._loaders = trainer.datamodule.probe_dataloaders()
+            if self._loaders is None:
+                self.skipped_reason = "no held-out labelled data (set data.val)"
+                return None
+        t0 = time.perf_counter()
+        was_training = module.training
+        module.eval()
+        fit_x, fit_y = self._features(module, "fit", self._loaders[0])
+        val_x, val_y = self._features(module, "val", self._loaders[1])
+        online_acc = (module.probe(val_x).argmax(-1) == val_y).float().mean().item()
+        num_classes = module.probe[-1].out_features
+        with torch.inference_mode(False), torch.enable_grad():
+            result = holdout_linear_probe(fit_x, fit_y, val_x, val_y, num_classes, epochs=self.epochs)
+        module.train(was_training)
+        record = {
+            "step": trainer.global_step,
+            "linear_acc": result.val_acc,
+            "online_acc": online_acc,
+            "rankme": rankme(val_x).item(),
+            "seconds": time.perf_counter() - t0,
+        }
+        self.history.append(record)
+        if trainer.is_global_zero:
+            # Straight to the loggers: Lightning refuses self.log() in on_train_start/on_train_end.
+            metrics = {f"probe/{k}": float(v) for k, v in record.items() if k not in ("step", "seconds")}
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+            log.info("probe at step %d: linear %.1f%%, online %.1f%% (held-out)",
+                     record["step"], 100 * result.val_acc, 100 * online_acc)
+        return record
+
+    def _last_step(self) -> int | None:
+        return self.history[-1]["step"] if self.history else None
+
+    def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.global_step == 0 and self._last_step() is None:
+            self.evaluate(trainer, module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_step():
+            if step < (trainer.max_steps or 0):
+                self.evaluate(trainer, module)
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.global_step != self._last_step():
+            self.evaluate(trainer, module)
+
+    def summary(self) -> dict[str, Any]:
+        if not self.history:
+            return {"skipped": self.skipped_reason or "not run"}
+        first, last = self.history[0], self.history[-1]
+        return {
+            "step0_linear_acc": first["linear_acc"] if first["step"] == 0 else None,
+            "final_linear_acc": last["linear_acc"],
+            "final_online_acc": last["online_acc"],
+            "final_step": last["step"],
+            "history": self.history,
+        }

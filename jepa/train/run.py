@@ -1,0 +1,69 @@
+"""Running ``jepa pretrain``: parse the config, fit, report where the run went."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+
+from ..errors import JEPAError
+from .config_errors import config_error_line
+from .lightning_cli import PretrainCLI
+
+_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Holds back Lightning's start-up chatter so that a configuration error is the only line printed."""
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*deprecated.*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def build_cli(args: list[str]) -> PretrainCLI:
+    """Parses ``args`` and instantiates model, data and trainer; config problems raise JEPAError."""
+    try:
+        with quiet_lightning():
+            return PretrainCLI(args=args)
+    except (JEPAError, SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exn:
+        raise JEPAError(config_error_line(str(exn))) from None
+
+
+def pretrain(args: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cli = build_cli(args)
+    run_dir = str(cli.config_init["run_dir"])
+    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.resume_from, weights_only=True)
+    if cli.trainer.is_global_zero:
+        report(cli, run_dir)
+    return 0
+
+
+def report(cli: PretrainCLI, run_dir: str) -> None:
+    probe = next((cb.summary() for cb in cli.trainer.callbacks if hasattr(cb, "history")), {})
+    lines = [f"run written to {run_dir} (config.yaml, checkpoints/last.ckpt, metrics.csv, summary.json)"]
+    if "final_linear_acc" in probe:
+        step0 = probe.get("step0_linear_acc")
+        start = f"{100 * step0:.1f}% at step 0 (random weights)" if step0 is not None else "step 0 not measured"
+        lines.append(
+            f"linear-probe accuracy on held-out data: {start} -> {100 * probe['final_linear_acc']:.1f}% "
+            f"at step {probe['final_step']}"
+        )
+    else:
+        lines.append(f"probe evaluation skipped: {probe.get('skipped', 'no probe')}")
+    print("\n".join(lines), file=sys.stdout, flush=True)

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny settings so the whole suite runs on a 2-core CPU in minutes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+CIFAR = SHARED_DATA / "cifar10"
+
+# Tests may start subprocesses (DDP ranks) that import helpers from this folder.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH")]))
+sys.path.insert(0, str(REPO / "tests"))
+
+TINY_CONFIG = """\
+run_dir: {run_dir}
+checkpoint_every_n_steps: {ckpt_every}
+trainer:
+  max_steps: {steps}
+  accelerator: cpu
+  devices: 1
+  log_every_n_steps: 1
+  enable_progress_bar: false
+  enable_model_summary: false
+model:
+  encoder: {{size: tiny, patch_size: 4, width: 32, depth: 2, heads: 2}}
+  predictor: {{width: 16, depth: 1, heads: 2}}
+  optim: {{warmup_steps: 2}}
+  monitor_every_n_steps: 1
+data:
+  train: {train}
+  image_size: 16
+  batch_size: 8
+  num_workers: {workers}
+  probe_train_samples: 64
+  probe_val_samples: 32
+probe:
+  epochs: 2
+"""
+
+
+def write_tiny_config(tmp_path: Path, steps: int = 4, train: str = "builtin:shapes", workers: int = 0,
+                      ckpt_every: int = 2, run_dir: Path | None = None, extra: str = "") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cfg = tmp_path / "tiny.yaml"
+    run_dir = run_dir or tmp_path / "run"
+    cfg.write_text(TINY_CONFIG.format(run_dir=run_dir, steps=steps, train=train, workers=workers,
+                                      ckpt_every=ckpt_every) + extra)
+    return cfg
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_determinism():
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    yield
+
+
+def needs_cifar() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not (CIFAR / "train-000000.tar").exists(), reason="../shared/data/cifar10 not present")

@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import write_tiny_config
+from helpers import read_records
+
+from jepa.cli import main
+
+
+def record_callbacks(path, stop_at=None):
+    text = "  callbacks:\n"
+    text += f"    - class_path: helpers.Record\n      init_args: {{path: {path}}}\n"
+    if stop_at is not None:
+        text += f"    - class_path: helpers.StopAt\n      init_args: {{step: {stop_at}}}\n"
+    return text
+
+
+def with_callbacks(cfg_path, callbacks):
+    text = cfg_path.read_text().replace("  enable_model_summary: false\n", "  enable_model_summary: false\n" + callbacks)
+    cfg_path.write_text(text)
+    return cfg_path
+
+
+def test_pretrain_writes_the_run_directory(tmp_path, capsys):
+    cfg = write_tiny_config(tmp_path, steps=4)
+    assert main(["pretrain", "--config", str(cfg)]) == 0
+    run = tmp_path / "run"
+    for name in ("config.yaml", "checkpoints/last.ckpt", "metrics.csv", "summary.json"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["steps"] == 4 and summary["samples"] == 32
+    assert summary["skipped_inputs"]["count"] == 0 and summary["final_loss"] > 0
+    assert summary["probe"]["step0_linear_acc"] is not None and summary["probe"]["final_step"] == 4
+    assert summary["wall_time_s"] > 0 and summary["config_hash"] and "torch" in summary["versions"]
+    out = capsys.readouterr().out
+    assert f"run written to {run}" in out and "at step 0 (random weights)" in out
+    # The checkpoint holds only plain types: it loads without unpickling arbitrary objects.
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert ckpt["global_step"] == 4 and ckpt["hyper_parameters"]["encoder"]["width"] == 32
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    for key in ("loss", "probe_acc", "monitor/rankme", "monitor/feature_std", "probe/linear_acc"):
+        assert key in header
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_reproduces_the_uninterrupted_losses(tmp_path, workers):
+    straight = with_callbacks(write_tiny_config(tmp_path / "a", steps=6, ckpt_every=3, workers=workers),
+                              record_callbacks(tmp_path / "a.jsonl"))
+    assert main(["pretrain", "--config", str(straight)]) == 0
+    first = with_callbacks(write_tiny_config(tmp_path / "b", steps=6, ckpt_every=3, workers=workers),
+                           record_callbacks(tmp_path / "b.jsonl", stop_at=3))
+    assert main(["pretrain", "--config", str(first)]) == 0
+    assert torch.load(tmp_path / "b" / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    second = with_callbacks(write_tiny_config(tmp_path / "b", steps=6, ckpt_every=3, workers=workers),
+                            record_callbacks(tmp_path / "b.jsonl"))
+    assert main(["pretrain", "--config", str(second), "--ckpt_path", "last"]) == 0
+    a = [r for r in read_records(tmp_path / "a.jsonl") if "loss" in r]
+    b = [r for r in read_records(tmp_path / "b.jsonl") if "loss" in r]
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]  # bit-identical, not merely close
+    assert [r["index"] for r in a] == [r["index"] for r in b]
+    summary = json.loads((tmp_path / "b" / "run" / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["steps_this_run"] == 3
+    # The step-0 baseline of the first session survives the resume.
+    assert summary["probe"]["history"][0]["step"] == 0
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "jepa.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["--model.encoder.sise", "tiny"], "sise"),
+        (["--model.encoder.depth", "deep"], "depth"),
+        (["--data.train", "/no/such/folder"], "data folder /no/such/folder does not exist"),
+        (["--data.image_size", "18"], "not divisible by patch size 4"),
+        (["--ckpt_path", "last"], "checkpoint .*last.ckpt does not exist"),
+    ],
+)
+def test_bad_input_ends_in_one_clear_line(tmp_path, override, message):
+    import re
+
+    cfg = write_tiny_config(tmp_path, steps=1)
+    result = run_cli("pretrain", "--config", str(cfg), *override)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    assert re.search(message, lines[0]), lines[0]
+
+
+def test_unknown_key_in_config_file_is_named(tmp_path):
+    cfg = write_tiny_config(tmp_path, steps=1, extra="modle:\n  foo: 1\n")
+    result = run_cli("pretrain", "--config", str(cfg))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "modle" in result.stderr
+
+
+def test_undecodable_images_are_counted_in_the_summary(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (16, 16), (i * 20, 50, 0)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    (tmp_path / "imgs" / "a" / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    cfg = write_tiny_config(tmp_path, steps=4, train=str(tmp_path / "imgs"))
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    # 21 images, 4 batches of 8 over 2 epochs: the bad one is drawn at least once.
+    assert summary["skipped_inputs"]["count"] >= 1
+    assert "bad.jpg" in summary["skipped_inputs"]["examples"][0]
