@@ -1,10 +1,11 @@
 """Procedural labelled images generated in code: the package's embedded default data.
 
-``builtin:shapes`` draws one of ten shape classes at a random position, size, rotation and
-colour on a random gradient-and-noise background, with a few distractor strokes. Every image is a
-pure function of (split, index), so the dataset needs no files and is identical everywhere.
-The nuisances (colour, background, position, scale) are large on purpose: a linear probe on
-random-weight features should be far from perfect, so that learning shows.
+``builtin:shapes`` draws one of ten shape classes at a random position, size, rotation and colour
+on a random background. Every image is a pure function of (split, index), so the dataset needs no
+files and is identical everywhere. A linear probe on random-weight features is far from perfect on
+it (about 20% for 10 classes), while a few CPU minutes of I-JEPA pretraining raise it clearly; the
+first, harder version (random-hue shapes on random-hue backgrounds) stayed at chance after 1,500
+steps, since what pretraining learns first is light/dark structure, not hue.
 """
 
 from __future__ import annotations
@@ -68,42 +69,34 @@ def _draw_shape(draw: ImageDraw.ImageDraw, label: int, cx: float, cy: float, r: 
         draw.polygon(_polygon(shape, cx, cy, r, angle), fill=255)
 
 
-def _colour(rng: random.Random) -> np.ndarray:
-    return np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
+def _dark(rng: random.Random) -> np.ndarray:
+    return np.array([rng.uniform(0, 90) for _ in range(3)], dtype=np.float32)
+
+
+def _bright(rng: random.Random) -> np.ndarray:
+    return np.array([rng.uniform(150, 255) for _ in range(3)], dtype=np.float32)
 
 
 def render_shape(label: int, size: int, rng: random.Random) -> Image.Image:
-    """One RGB image of class ``label`` at ``size`` x ``size`` pixels, nuisances drawn from ``rng``."""
+    """One RGB image of a shape of class ``label``, every nuisance drawn from ``rng``.
+
+    A bright shape of random hue, size (radius 25-40% of the image), position and rotation on a
+    dark background of random hue with a gentle gradient and pixel noise.
+    """
     big = size * _SUPERSAMPLE
-    # Background: a linear gradient between two random colours in a random direction, plus noise.
-    c0, c1 = _colour(rng), _colour(rng)
+    c0 = _dark(rng)
+    c1 = np.clip(c0 + np.array([rng.uniform(-40, 40) for _ in range(3)], dtype=np.float32), 0, 255)
     theta = rng.uniform(0, 2 * math.pi)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / max(size - 1, 1)
-    t = (np.cos(theta) * (xs - 0.5) + np.sin(theta) * (ys - 0.5)) + 0.5
-    t = np.clip(t, 0, 1)[..., None]
-    background = c0 * (1 - t) + c1 * t
-    noise_rng = np.random.default_rng(rng.getrandbits(63))
-    background += noise_rng.normal(0, rng.uniform(4, 24), size=background.shape)
-
-    # Foreground colour far enough from the mean background that the shape stays visible.
-    mean_bg = background.reshape(-1, 3).mean(0)
-    fg = _colour(rng)
-    for _ in range(10):
-        if np.abs(fg - mean_bg).sum() > 160:
-            break
-        fg = _colour(rng)
-
+    t = np.clip((np.cos(theta) * (xs - 0.5) + np.sin(theta) * (ys - 0.5)) + 0.5, 0, 1)[..., None]
+    image = c0 * (1 - t) + c1 * t
+    image += np.random.default_rng(rng.getrandbits(63)).normal(0, rng.uniform(2, 10), size=image.shape)
     mask = Image.new("L", (big, big), 0)
-    draw = ImageDraw.Draw(mask)
-    # A few thin distractor strokes in the shape colour, so colour alone does not locate the object.
-    for _ in range(rng.randint(0, 3)):
-        x0, y0, x1, y1 = (rng.uniform(0, big) for _ in range(4))
-        draw.line((x0, y0, x1, y1), fill=255, width=max(1, big // 40))
-    r = rng.uniform(0.22, 0.42) * big
-    cx, cy = rng.uniform(r * 0.7, big - r * 0.7), rng.uniform(r * 0.7, big - r * 0.7)
-    _draw_shape(draw, label, cx, cy, r, rng.uniform(0, 2 * math.pi))
+    r = rng.uniform(0.25, 0.4) * big
+    cx, cy = rng.uniform(r, big - r), rng.uniform(r, big - r)
+    _draw_shape(ImageDraw.Draw(mask), label, cx, cy, r, rng.uniform(0, 2 * math.pi))
     alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), dtype=np.float32)[..., None] / 255.0
-    image = background * (1 - alpha) + fg * alpha
+    image = image * (1 - alpha) + _bright(rng) * alpha
     return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB")
 
 

@@ -153,6 +153,11 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.apply(init_vit_weights)
         rescale_residual_branches(self.blocks)
+        # Patch embedding initialised like a linear layer (Xavier, as MAE): with I-JEPA's std 0.02 a
+        # small patch (4x4x3 = 48 inputs) gives embeddings ~5x weaker than the position embedding,
+        # and the targets then carry almost no image content at the start of training.
+        w = self.patch_embed.proj.weight.data
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
 
     @classmethod
     def from_config(cls, cfg: EncoderConfig, img_size: int | tuple[int, int], in_chans: int = 3) -> VisionTransformer:
