@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .errors import JEPAError
@@ -10,6 +11,8 @@ USAGE = """usage: jepa <command> [args]
 
 commands:
   pretrain   pretrain an encoder:  jepa pretrain --config FILE [--key value ...] [--ckpt_path last]
+  export     freeze an encoder:    jepa export CKPT OUT_DIR [--which target|context]
+  probe      evaluate an encoder:  jepa probe {linear,attentive,knn} --encoder DIR --train DATA --val DATA
   bench      time training steps:  jepa bench --config FILE [--steps N] [--warmup N]
 
 'jepa <command> --help' shows a command's arguments."""
@@ -18,6 +21,20 @@ commands:
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def export_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="jepa export", description="Export a frozen encoder from a checkpoint.")
+    parser.add_argument("ckpt", help="checkpoint written by jepa pretrain (e.g. runs/x/checkpoints/last.ckpt)")
+    parser.add_argument("out_dir", help="folder to write model.safetensors and config.json to")
+    parser.add_argument("--which", choices=("target", "context"), default="target",
+                        help="the EMA target encoder (default, as the papers evaluate) or the context encoder")
+    args = parser.parse_args(argv)
+    from .export import export_checkpoint
+
+    out = export_checkpoint(args.ckpt, args.out_dir, args.which)
+    print(f"exported the {args.which} encoder to {out} (model.safetensors, config.json)")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             from .train.run import pretrain
 
             return pretrain(rest)
+        if command == "export":
+            return export_main(rest)
+        if command == "probe":
+            from .eval.probe_cli import probe_main
+
+            return probe_main(rest)
         if command == "bench":
             from .bench import bench_main
 

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CIFAR, needs_cifar
 from PIL import Image
 
 from jepa.data import ImageDataModule, ShapesDataset, open_image_data
 from jepa.data.sampling import StepBatchSampler
 from jepa.errors import JEPAError
+
+from conftest import CIFAR, needs_cifar
 
 
 def test_builtin_shapes_is_deterministic_labelled_and_split():

@@ -4,10 +4,11 @@ import sys
 
 import pytest
 import torch
-from conftest import write_tiny_config
-from helpers import read_records
 
 from jepa.cli import main
+
+from conftest import write_tiny_config
+from helpers import read_records
 
 
 def record_callbacks(path, stop_at=None):

@@ -120,3 +120,42 @@ def test_online_probe_gets_no_gradient_path_into_encoders():
     m = tiny_module()
     assert isinstance(m.probe[-1], nn.Linear) and m.probe[-1].out_features == 3
     assert tiny_module(num_classes=None).probe is None
+
+
+def _loss_and_grads(module, images, ctx, tgt):
+    module.zero_grad()
+    out = module.jepa_loss(images, ctx, tgt)
+    out.loss.backward()
+    return out.loss.detach(), [p.grad.clone() for p in module.encoder.parameters()]
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    plain = tiny_module()
+    ckpt = tiny_module(activation_checkpointing=True)
+    ckpt.load_state_dict(plain.state_dict())
+    images = torch.randn(2, 3, 16, 16)
+    ctx = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    tgt = torch.tensor([[[8, 9], [10, 11], [12, 13], [14, 15]]] * 2)
+    loss_a, grads_a = _loss_and_grads(plain, images, ctx, tgt)
+    loss_b, grads_b = _loss_and_grads(ckpt, images, ctx, tgt)
+    assert ckpt.encoder.grad_checkpointing and ckpt.predictor.grad_checkpointing
+    torch.testing.assert_close(loss_a, loss_b)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b)
+
+
+def test_compiled_module_matches_eager():
+    torch.manual_seed(0)
+    eager = tiny_module()
+    compiled = tiny_module(compile=True)
+    compiled.load_state_dict(eager.state_dict())
+    compiled.setup("fit")
+    images = torch.randn(2, 3, 16, 16)
+    ctx = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    tgt = torch.tensor([[[8, 9], [10, 11], [12, 13], [14, 15]]] * 2)
+    loss_a, grads_a = _loss_and_grads(eager, images, ctx, tgt)
+    loss_b, grads_b = _loss_and_grads(compiled, images, ctx, tgt)
+    torch.testing.assert_close(loss_a, loss_b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)

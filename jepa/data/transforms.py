@@ -87,8 +87,9 @@ class EvalTransform:
     """Deterministic evaluation view: resize the short side (x 8/7 for images larger than the target,
     the usual 224/256 ratio), centre crop to ``image_size``, normalise."""
 
-    def __init__(self, image_size: tuple[int, int]) -> None:
+    def __init__(self, image_size: tuple[int, int], mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
         self.image_size = image_size
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         h, w = self.image_size
@@ -97,4 +98,4 @@ class EvalTransform:
             resize_to = int(round(short * 8 / 7)) if min(img.height, img.width) > short * 8 / 7 else short
             img = TF.resize(img, resize_to, antialias=True)
             img = TF.center_crop(img, [h, w])
-        return to_normalized_tensor(img)
+        return to_normalized_tensor(img, self.mean, self.std)

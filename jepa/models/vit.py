@@ -186,6 +186,16 @@ class VisionTransformer(nn.Module):
         x = run_blocks(self.blocks, x, self.grad_checkpointing)
         return self.norm(x)
 
+    def last_layers(self, images: torch.Tensor, n: int = 4) -> list[torch.Tensor]:
+        """Tokens after each of the last ``n`` blocks, each through the final LayerNorm."""
+        x = self.embed(images)
+        outputs = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i >= len(self.blocks) - n:
+                outputs.append(self.norm(x))
+        return outputs
+
     def pooled(self, images: torch.Tensor) -> torch.Tensor:
         """Average of the final patch tokens, the feature the I-JEPA paper evaluates."""
         return self.forward(images).mean(dim=1)

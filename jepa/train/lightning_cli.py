@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger
 
 from ..data.datamodule import ImageDataModule
 from ..errors import JEPAError
+from .checkpointing import LastCheckpoint
 from .module import PretrainModule
 from .probe_eval import ProbeEvaluation
 from .summary import RunSummary
@@ -81,14 +81,7 @@ class PretrainCLI(LightningCLI):
         # The data module shards the data across ranks itself (and resumes mid-epoch).
         trainer_cfg["use_distributed_sampler"] = False
         callbacks = list(trainer_cfg.get("callbacks") or [])
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=str(Path(run_dir) / "checkpoints"),
-                save_last=True,
-                save_top_k=0,
-                every_n_train_steps=cfg["checkpoint_every_n_steps"],
-            )
-        )
+        callbacks.append(LastCheckpoint(run_dir, cfg["checkpoint_every_n_steps"]))
         callbacks.append(RunSummary(run_dir, batch_size=self.datamodule.batch_size))
         trainer_cfg["callbacks"] = callbacks
         extra = [self._get(cfg, c) for c in self._parser(self.subcommand).callback_keys]

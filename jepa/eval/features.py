@@ -1,0 +1,153 @@
+"""Frozen-feature extraction, done once per (encoder, data) and cached on disk.
+
+Every probe reads the same cached features: average of the last layer's tokens, the concatenated
+averages of the last four layers, the labels and, for the attentive probe, the last layer's tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+
+from ..data.sampling import EvalImages
+from ..data.shards import ShardEvalStream
+from ..data.spec import ImageData
+from ..data.transforms import EvalTransform
+from ..errors import JEPAError
+from ..export import FrozenEncoder
+
+CACHE_VERSION = 1
+Backbone = Literal["encoder", "random", "pixels"]
+
+
+@dataclass
+class Features:
+    pooled: torch.Tensor  # [N, D] average of the last layer's tokens
+    pooled4: torch.Tensor  # [N, 4D] concatenated averages of the last 4 layers
+    labels: torch.Tensor  # [N]
+    tokens: torch.Tensor | None = None  # [N, T, D] last layer (float16), attentive probe only
+
+    def subset(self, idx: torch.Tensor) -> Features:
+        tokens = self.tokens[idx] if self.tokens is not None else None
+        return Features(self.pooled[idx], self.pooled4[idx], self.labels[idx], tokens)
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "jepa" / "features"
+
+
+def cache_key(backbone_id: str, data: ImageData, split: str, image_size: tuple[int, int], limit: int | None,
+              tokens: bool) -> str:
+    spec = data.spec if data.spec.startswith("builtin:") else os.path.abspath(data.spec)
+    desc = {"v": CACHE_VERSION, "backbone": backbone_id, "data": spec, "split": split,
+            "size": list(image_size), "limit": limit, "tokens": tokens}
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _loader(data: ImageData, transform: EvalTransform, limit: int | None, batch_size: int, workers: int) -> DataLoader:
+    if data.is_stream:
+        dataset = ShardEvalStream(data.urls, transform, limit)
+    else:
+        n = len(data.source) if limit is None else min(limit, len(data.source))
+        dataset = EvalImages(data.source, transform, list(range(n)))
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+
+
+def _patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    b, c, h, w = images.shape
+    x = images.reshape(b, c, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
+
+
+@torch.no_grad()
+def _extract(backbone: FrozenEncoder | None, patch: int, loader: DataLoader, limit: int | None, tokens: bool,
+             device: torch.device) -> Features:
+    pooled, pooled4, labels, toks = [], [], [], []
+    seen = 0
+    for images, y in loader:
+        images = images.to(device)
+        if backbone is None:  # raw pixels
+            flat = images.flatten(1)
+            pooled.append(flat.cpu())
+            pooled4.append(flat.cpu())
+            if tokens:
+                toks.append(_patchify(images, patch).half().cpu())
+        else:
+            layers = backbone.last_layers(images, 4)
+            pooled.append(layers[-1].mean(1).float().cpu())
+            pooled4.append(torch.cat([t.mean(1) for t in layers], dim=1).float().cpu())
+            if tokens:
+                toks.append(layers[-1].half().cpu())
+        labels.append(torch.as_tensor(y))
+        seen += images.shape[0]
+        if limit is not None and seen >= limit:
+            break
+    if not labels:
+        raise JEPAError("the data yielded no images")
+    out = Features(torch.cat(pooled), torch.cat(pooled4), torch.cat(labels).long(), torch.cat(toks) if tokens else None)
+    return out.subset(torch.arange(min(limit, len(out.labels)))) if limit is not None else out
+
+
+def extract_features(
+    backbone: FrozenEncoder | None,
+    backbone_id: str,
+    data: ImageData,
+    split: str,
+    image_size: tuple[int, int],
+    patch_size: int,
+    normalization: tuple[tuple[float, ...], tuple[float, ...]],
+    limit: int | None = None,
+    tokens: bool = False,
+    batch_size: int = 128,
+    workers: int = 0,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+) -> tuple[Features, bool]:
+    """Features of ``data`` under ``backbone`` (None: raw pixels), from the cache when present.
+
+    Returns (features, whether they came from the cache).
+    """
+    if data.classes is None and data.source is not None and getattr(data.source, "classes", 1) is None:
+        raise JEPAError(f"{data.spec} has no labels (a flat folder): probes need class subfolders or .cls labels")
+    key = cache_key(backbone_id, data, split, image_size, limit, tokens)
+    path = Path(cache_dir or default_cache_dir()) / f"{key}.safetensors"
+    if path.is_file():
+        t = load_file(str(path))
+        return Features(t["pooled"], t["pooled4"], t["labels"], t.get("tokens")), True
+    transform = EvalTransform(image_size, *normalization)
+    loader = _loader(data, transform, limit, batch_size, workers)
+    feats = _extract(backbone, patch_size, loader, limit, tokens, torch.device(device))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"pooled": feats.pooled, "pooled4": feats.pooled4, "labels": feats.labels}
+    if feats.tokens is not None:
+        tensors["tokens"] = feats.tokens
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+    return feats, False
+
+
+def low_shot_indices(labels: torch.Tensor, fraction: float | None = None, per_class: int | None = None,
+                     seed: int = 0) -> torch.Tensor:
+    """Seeded subset of training samples: a fraction of each class, or a fixed number per class."""
+    if fraction is None and per_class is None:
+        return torch.arange(len(labels))
+    if fraction is not None and not 0 < fraction <= 1:
+        raise JEPAError(f"--fraction must be in (0, 1], got {fraction}")
+    gen = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in labels.unique():
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        take = per_class if per_class is not None else max(1, round(fraction * len(idx)))
+        chosen.append(idx[:take])
+    return torch.cat(chosen).sort().values

@@ -1,0 +1,197 @@
+"""``jepa probe {linear,attentive,knn}``: frozen-feature evaluation, with honest baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.spec import ImageData, open_image_data
+from ..errors import JEPAError
+from ..export import FrozenEncoder, build_encoder, load_encoder
+from .attentive import attentive_scores, train_attentive_probe
+from .features import Features, default_cache_dir, extract_features, low_shot_indices
+from .knn import knn_predict
+from .linear import fit_linear_grid
+from .report import confusion_matrix, format_table, save_confusion_png
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="jepa probe", description="Evaluate a frozen exported encoder.")
+    p.add_argument("kind", choices=("linear", "attentive", "knn"))
+    p.add_argument("--encoder", required=True, help="folder written by jepa export")
+    p.add_argument("--train", required=True, help="labelled DATA spec to fit the probe on")
+    p.add_argument("--val", required=True, help="labelled DATA spec to score on")
+    p.add_argument("--out", help="output folder (default: <encoder>/probe-<kind>)")
+    p.add_argument("--baselines", action="store_true", help="also probe random weights and raw pixels")
+    shots = p.add_mutually_exclusive_group()
+    shots.add_argument("--fraction", type=float, help="low-shot: this fraction of each training class")
+    shots.add_argument("--per-class", type=int, help="low-shot: this many training samples per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, help="probe resolution (default: the encoder's)")
+    p.add_argument("--max-train", type=int, help="use at most this many training samples")
+    p.add_argument("--max-val", type=int, help="use at most this many validation samples")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--cache-dir", default=None, help=f"feature cache (default {default_cache_dir()})")
+    p.add_argument("--epochs", type=int, default=None, help="probe training epochs (linear 50, attentive 20)")
+    p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
+    p.add_argument("--wds", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--temperature", type=float, default=0.07)
+    return p.parse_args(argv)
+
+
+def _peek(data: ImageData) -> tuple[tuple[int, int], int | None]:
+    """(width, height) and label of the first sample, to check labels and resolution up front."""
+    if data.is_stream:
+        from ..data.shards import _raw_samples, _SkipLog, decode_image
+
+        for raw in _raw_samples(data.urls[0], _SkipLog()):
+            img, label = decode_image(raw)
+            return img.size, label
+        raise JEPAError(f"{data.urls[0]} holds no samples")
+    img, label = data.source.load(0)
+    return img.size, label
+
+
+def check_data(data: ImageData, image_size: tuple[int, int], which: str) -> None:
+    size, label = _peek(data)
+    if label is None:
+        raise JEPAError(f"--{which} {data.spec} has no labels: probes need class subfolders or .cls labels")
+    if min(size) * 2 < min(image_size):
+        raise JEPAError(
+            f"--{which} images are {size[0]}x{size[1]} px but the encoder takes {image_size[0]}x{image_size[1]}: "
+            f"pass --image-size near the data's size (a multiple of the patch size)"
+        )
+
+
+def label_remap(train_data: ImageData, val_data: ImageData) -> torch.Tensor | None:
+    """Maps val label indices onto train label indices by class name (folders may list different
+    classes); refuses a val class that train lacks. None when the data carry no names."""
+    if not train_data.classes or not val_data.classes or train_data.classes == val_data.classes:
+        return None
+    index = {name: i for i, name in enumerate(train_data.classes)}
+    missing = [name for name in val_data.classes if name not in index]
+    if missing:
+        raise JEPAError(f"class {missing[0]} is in --val but not in --train: a probe cannot predict it")
+    return torch.tensor([index[name] for name in val_data.classes])
+
+
+def _backbones(enc: FrozenEncoder, baselines: bool, seed: int) -> list[tuple[str, FrozenEncoder | None, str]]:
+    out: list[tuple[str, FrozenEncoder | None, str]] = [("pretrained", enc, f"encoder:{enc.config['sha256']}")]
+    if baselines:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random_vit = build_encoder(enc.config)
+        arch = json.dumps({k: enc.config[k] for k in ("width", "depth", "heads", "mlp_ratio", "patch_size")})
+        out.append(("random weights", FrozenEncoder(random_vit, enc.config).to(next(enc.parameters()).device),
+                    f"random:{seed}:{arch}"))
+        out.append(("raw pixels", None, "pixels"))
+    return out
+
+
+def _run_linear(tr: Features, va: Features, num_classes: int, args) -> list[dict[str, Any]]:
+    rows = []
+    for pooling in ("avg", "avg4"):
+        x_tr, x_va = (tr.pooled, va.pooled) if pooling == "avg" else (tr.pooled4, va.pooled4)
+        heads = fit_linear_grid(x_tr, tr.labels, num_classes, tuple(args.lrs), tuple(args.wds),
+                                epochs=args.epochs or 50, seed=args.seed)
+        accs = heads.accuracies(x_va, va.labels)
+        logits = heads.logits(x_va)
+        for i, (lr, wd) in enumerate(heads.grid):
+            rows.append({"pooling": pooling, "lr": lr, "weight_decay": wd, "val_acc": accs[i],
+                         "_pred": logits[i].argmax(-1)})
+    return rows
+
+
+def _run(kind: str, tr: Features, va: Features, num_classes: int, args) -> list[dict[str, Any]]:
+    if kind == "linear":
+        return _run_linear(tr, va, num_classes, args)
+    if kind == "knn":
+        pred = knn_predict(tr.pooled, tr.labels, va.pooled, num_classes, args.k, args.temperature).argmax(-1)
+        acc = (pred == va.labels).float().mean().item()
+        return [{"k": args.k, "temperature": args.temperature, "val_acc": acc, "_pred": pred}]
+    probe = train_attentive_probe(tr.tokens.float(), tr.labels, num_classes, epochs=args.epochs or 20, seed=args.seed)
+    pred = attentive_scores(probe, va.tokens.float()).argmax(-1)
+    return [{"epochs": args.epochs or 20, "val_acc": (pred == va.labels).float().mean().item(), "_pred": pred}]
+
+
+def _setting(kind: str, row: dict[str, Any]) -> str:
+    if kind == "linear":
+        return f"{row['pooling']} lr={row['lr']:g} wd={row['weight_decay']:g}"
+    if kind == "knn":
+        return f"k={row['k']} T={row['temperature']:g}"
+    return f"{row['epochs']} epochs"
+
+
+def probe_main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    enc = load_encoder(args.encoder, device=args.device)
+    image_size = (args.image_size, args.image_size) if args.image_size else tuple(enc.img_size)
+    if image_size[0] % enc.patch_size or image_size[1] % enc.patch_size:
+        raise JEPAError(f"--image-size {image_size[0]} is not a multiple of the encoder's patch size {enc.patch_size}")
+    resolution = max(image_size)
+    train_data = open_image_data(args.train, "train", resolution)
+    val_data = open_image_data(args.val, "val", resolution)
+    check_data(train_data, image_size, "train")
+    check_data(val_data, image_size, "val")
+    classes = list(train_data.classes) if train_data.classes else None
+    remap = label_remap(train_data, val_data)
+    out_dir = Path(args.out or Path(args.encoder) / f"probe-{args.kind}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    normalization = (enc.mean, enc.std)
+    common = dict(image_size=image_size, patch_size=enc.patch_size, normalization=normalization,
+                  tokens=args.kind == "attentive", batch_size=args.batch_size, workers=args.workers,
+                  device=args.device, cache_dir=args.cache_dir)
+    table: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    cached_any = False
+    for name, backbone, backbone_id in _backbones(enc, args.baselines, args.seed):
+        tr, hit_tr = extract_features(backbone, backbone_id, train_data, "train", limit=args.max_train, **common)
+        va, hit_va = extract_features(backbone, backbone_id, val_data, "val", limit=args.max_val, **common)
+        cached_any |= hit_tr or hit_va
+        if remap is not None:
+            va = Features(va.pooled, va.pooled4, remap[va.labels], va.tokens)
+        missing = sorted(set(va.labels.tolist()) - set(tr.labels.tolist()))
+        if missing:
+            label = classes[missing[0]] if classes and missing[0] < len(classes) else missing[0]
+            raise JEPAError(f"class {label} is in --val but not in --train: a probe cannot predict it")
+        tr = tr.subset(low_shot_indices(tr.labels, args.fraction, args.per_class, args.seed))
+        num_classes = len(classes) if classes else int(max(tr.labels.max(), va.labels.max())) + 1
+        rows = _run(args.kind, tr, va, num_classes, args)
+        best = max(rows, key=lambda r: r["val_acc"])
+        table.append({"backbone": name, "probe": args.kind, "setting": _setting(args.kind, best), "val_acc": best["val_acc"]})
+        results[name] = {"best": {k: v for k, v in best.items() if not k.startswith("_")},
+                         "grid": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+                         "train_samples": len(tr.labels), "val_samples": len(va.labels)}
+        if name == "pretrained":
+            cm = confusion_matrix(best["_pred"], va.labels, num_classes)
+            save_confusion_png(cm, classes, out_dir / "confusion.png",
+                               f"{args.kind} probe, {100 * best['val_acc']:.1f}% ({_setting(args.kind, best)})")
+    report = {
+        "probe": args.kind,
+        "encoder": str(Path(args.encoder).resolve()),
+        "encoder_step": enc.config.get("step"),
+        "train": args.train,
+        "val": args.val,
+        "image_size": list(image_size),
+        "low_shot": {"fraction": args.fraction, "per_class": args.per_class, "seed": args.seed},
+        "selection": "best setting on the validation split (the full grid is listed)",
+        "results": results,
+    }
+    (out_dir / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
+    summary = {"command": " ".join(["jepa", "probe", *argv]), "wall_time_s": round(time.perf_counter() - t0, 2),
+               "features_from_cache": cached_any, "headline": {r["backbone"]: r["val_acc"] for r in table},
+               "skipped_inputs": {"count": 0}}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(format_table(table))
+    print(f"written to {out_dir} (probe.json, confusion.png, summary.json)", file=sys.stdout)
+    return 0
