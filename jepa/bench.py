@@ -60,7 +60,6 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
     device = torch.device(device_name if device_name != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     precision, autocast_dtype = _precision(cli.config_init["trainer"].get("precision"), device)
     model, data = cli.model.to(device), cli.datamodule
-    model.setup("fit")
     model.train()
     optimizer = model.configure_optimizers()
     masker = data.masker()
@@ -81,11 +80,13 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
         optimizer.zero_grad(set_to_none=True)
         model.update_target(i, momentum=0.996)
 
-    for i in range(warmup):
-        train_step(i)
+    # FLOPs are counted on the eager modules, before any torch.compile.
     with FlopCounterMode(display=False) as counter:
         train_step(0)
     flops_per_step = counter.get_total_flops()
+    model.setup("fit")
+    for i in range(warmup):
+        train_step(i)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     _sync(device)

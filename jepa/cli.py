@@ -13,6 +13,7 @@ commands:
   pretrain   pretrain an encoder:  jepa pretrain --config FILE [--key value ...] [--ckpt_path last]
   export     freeze an encoder:    jepa export CKPT OUT_DIR [--which target|context]
   probe      evaluate an encoder:  jepa probe {linear,attentive,knn} --encoder DIR --train DATA --val DATA
+  launch     cluster jobs:         jepa launch {slurm,torchrun} --config FILE ... [--dry-run]
   bench      time training steps:  jepa bench --config FILE [--steps N] [--warmup N]
 
 'jepa <command> --help' shows a command's arguments."""
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             from .eval.probe_cli import probe_main
 
             return probe_main(rest)
+        if command == "launch":
+            from .launch import launch_main
+
+            return launch_main(rest)
         if command == "bench":
             from .bench import bench_main
 

@@ -36,13 +36,33 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _read_sharded(path: Path) -> dict[str, Any]:
+    """A sharded (FSDP) checkpoint folder: ``meta.pt`` plus torch.distributed.checkpoint shards,
+    gathered into one state dict on CPU without a process group."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner
+    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+
+    ckpt = torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
+    tensors: dict[str, Any] = {}
+    _load_state_dict(tensors, storage_reader=FileSystemReader(path), planner=_EmptyStateDictLoadPlanner(), no_dist=True)
+    ckpt["state_dict"] = tensors.get("model", tensors.get("state_dict", {}))
+    return ckpt
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Loads a ``jepa pretrain`` checkpoint without unpickling code; refuses anything else."""
+    """Loads a ``jepa pretrain`` checkpoint (a file, or a sharded FSDP folder) without unpickling
+    code; refuses anything else."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise JEPAError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if path.is_dir():
+            if not (path / "meta.pt").is_file():
+                raise ValueError("a folder without meta.pt")
+            ckpt = _read_sharded(path)
+        else:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exn:
         first = str(exn).strip().splitlines()[0] if str(exn).strip() else type(exn).__name__
         raise JEPAError(f"{path} is not a checkpoint of this framework ({first[:200]})") from None

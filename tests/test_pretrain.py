@@ -116,3 +116,23 @@ def test_undecodable_images_are_counted_in_the_summary(tmp_path):
     # 21 images, 4 batches of 8 over 2 epochs: the bad one is drawn at least once.
     assert summary["skipped_inputs"]["count"] >= 1
     assert "bad.jpg" in summary["skipped_inputs"]["examples"][0]
+
+
+def test_resuming_with_another_architecture_is_refused_in_one_line(tmp_path):
+    cfg = write_tiny_config(tmp_path, steps=2)
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
+    result = run_cli("pretrain", "--config", str(cfg), "--ckpt_path", "last", "--model.encoder.width", "64",
+                     "--trainer.max_steps", "4")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("error: the checkpoint was trained with model.encoder=") and "width" in last
+
+
+def test_ckpt_path_auto_starts_fresh_then_resumes(tmp_path):
+    cfg = write_tiny_config(tmp_path, steps=2)
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false", "--ckpt_path", "auto"]) == 0
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false", "--ckpt_path", "auto",
+                 "--trainer.max_steps", "3"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["steps_this_run"] == 1

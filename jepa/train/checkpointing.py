@@ -13,7 +13,9 @@ class LastCheckpoint(ModelCheckpoint):
     ``last-v1.ckpt``), every ``every_n_steps`` optimizer steps and when training ends.
 
     Lightning's ModelCheckpoint skips the end-of-training save once any ``last.ckpt`` was written,
-    which would leave the final steps out of the checkpoint that ``jepa export`` reads.
+    which would leave the final steps out of the checkpoint that ``jepa export`` reads. Here the
+    end of training always rewrites it, so it also holds what callbacks recorded at the end (the
+    final probe evaluation).
     """
 
     def __init__(self, run_dir: str, every_n_steps: int) -> None:
@@ -26,5 +28,4 @@ class LastCheckpoint(ModelCheckpoint):
         )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -24,8 +24,11 @@ def config_error_line(message: str) -> str:
         return "invalid configuration"
     first = lines[0]
     if first.startswith("unrecognized arguments:"):
-        flags = [k for k in first.split(":", 1)[1].split() if k.startswith("--")]
-        return f"unknown config key(s): {' '.join(flags) or first} {_SEE_KEYS}"
+        words = first.split(":", 1)[1].split()
+        flags = [k for k in words if k.startswith("--")]
+        if not flags:
+            return f"unexpected arguments: {' '.join(words)} (options take the form --key value)"
+        return f"unknown config key(s): {' '.join(flags)} {_SEE_KEYS}"
     option = re.match(r"Option '([^']+)' is not accepted", first)
     group = re.match(r"Group '([^']+)' does not accept option '([^']+)'", first)
     if option or group:

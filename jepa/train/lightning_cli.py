@@ -26,12 +26,26 @@ def _num_classes(data: ImageDataModule) -> int | None:
     return data.num_classes
 
 
+def newest_checkpoint(run_dir: str) -> Path | None:
+    """The newest of ``<run_dir>/hpc_ckpt_*.ckpt`` (written on SLURM preemption) and
+    ``<run_dir>/checkpoints/last.ckpt``, or None."""
+    candidates = list(Path(run_dir).glob("hpc_ckpt_*.ckpt"))
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if last.exists():
+        candidates.append(last)
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
 def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
-    """The checkpoint to resume from: ``last`` is ``<run_dir>/checkpoints/last.ckpt``."""
+    """The checkpoint to resume from: ``last`` is ``<run_dir>/checkpoints/last.ckpt``; ``auto`` is the
+    newest checkpoint in the run directory if there is one (what requeued cluster jobs use)."""
     if ckpt_path is None:
         return None
+    if ckpt_path == "auto":
+        newest = newest_checkpoint(run_dir)
+        return str(newest) if newest is not None else None
     path = Path(run_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
-    if not path.is_file():
+    if not path.exists():  # a file, or a folder for sharded (FSDP) checkpoints
         raise JEPAError(f"checkpoint {path} does not exist")
     return str(path)
 
@@ -55,7 +69,8 @@ class PretrainCLI(LightningCLI):
         parser.add_argument("--run_dir", type=str, default="runs/default",
                             help="where config.yaml, checkpoints/, metrics.csv and summary.json go")
         parser.add_argument("--ckpt_path", type=str | None, default=None,
-                            help="checkpoint to resume from; 'last' means <run_dir>/checkpoints/last.ckpt")
+                            help="checkpoint to resume from; 'last': <run_dir>/checkpoints/last.ckpt; "
+                            "'auto': the newest checkpoint in run_dir if any (cluster jobs)")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=500,
                             help="period of checkpoints/last.ckpt, in optimizer steps")
         parser.add_lightning_class_args(ProbeEvaluation, "probe")

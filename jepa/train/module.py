@@ -132,7 +132,6 @@ class PretrainModule(pl.LightningModule):
                 "probe_lr": probe_lr,
             }
         )
-        self._ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
         self.recent_losses: collections.deque[torch.Tensor] = collections.deque(maxlen=50)
         self.skipped_count = 0
         self.skipped_examples: list[str] = []
@@ -189,9 +188,9 @@ class PretrainModule(pl.LightningModule):
     def update_target(self, step: int, momentum: float | None = None) -> None:
         """EMA of the context encoder into the target encoder, after optimizer step ``step``
         (``momentum`` overrides the schedule)."""
-        if self._ema_pairs is None:
-            self._ema_pairs = frozen_copy_params(self.encoder, self.target_encoder)
-        ema_update_(*self._ema_pairs, self.momentum(step) if momentum is None else momentum)
+        # Pairs are re-read every step (cheap): FSDP re-points parameters at new views of their shards.
+        target, online = frozen_copy_params(self.encoder, self.target_encoder)
+        ema_update_(target, online, self.momentum(step) if momentum is None else momentum)
 
     # ----------------------------------------------------------------- steps
     def jepa_loss(self, images: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> JEPAOutput:
@@ -255,7 +254,14 @@ class PretrainModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("jepa")
         if state is None:
-            raise JEPAError("this checkpoint was not written by jepa pretrain")
+            raise JEPAError("the checkpoint to resume from was not written by jepa pretrain")
+        saved = checkpoint.get("hyper_parameters", {})
+        for key in ("encoder", "predictor", "image_size", "num_classes"):
+            if key in saved and saved[key] != self.hparams[key]:
+                raise JEPAError(
+                    f"the checkpoint was trained with model.{key}={saved[key]} but this config has "
+                    f"{self.hparams[key]}: resume with the run's own config, or use another run_dir"
+                )
         torch.set_rng_state(state["torch_rng"])
         self.skipped_count = state["skipped_count"]
         self.skipped_examples = list(state["skipped_examples"])

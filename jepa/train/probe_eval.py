@@ -6,6 +6,7 @@ pretrained encoder must beat. The online probe (trained alongside) is scored on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -65,6 +66,18 @@ class ProbeEvaluation(pl.Callback):
             labels.append(y.to(module.device))
         return torch.cat(feats), torch.cat(labels)
 
+    @staticmethod
+    def _full_params(trainer: pl.Trainer) -> contextlib.AbstractContextManager:
+        # Under FSDP the root unit's parameters (patch embedding, final norm) are sharded outside
+        # the training forward: gather them for the evaluation forward passes.
+        from pytorch_lightning.strategies import FSDPStrategy
+
+        if isinstance(trainer.strategy, FSDPStrategy):
+            from torch.distributed.fsdp import FullyShardedDataParallel
+
+            return FullyShardedDataParallel.summon_full_params(trainer.strategy.model, writeback=False)
+        return contextlib.nullcontext()
+
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, float] | None:
         if not self.enabled or module.probe is None:
             self.skipped_reason = "the training data has no labels" if self.enabled else "disabled"
@@ -77,9 +90,10 @@ class ProbeEvaluation(pl.Callback):
         t0 = time.perf_counter()
         was_training = module.training
         module.eval()
-        fit_x, fit_y = self._features(module, "fit", self._loaders[0])
-        val_x, val_y = self._features(module, "val", self._loaders[1])
-        online_acc = (module.probe(val_x).argmax(-1) == val_y).float().mean().item()
+        with self._full_params(trainer):
+            fit_x, fit_y = self._features(module, "fit", self._loaders[0])
+            val_x, val_y = self._features(module, "val", self._loaders[1])
+            online_acc = (module.probe(val_x).argmax(-1) == val_y).float().mean().item()
         num_classes = module.probe[-1].out_features
         with torch.inference_mode(False), torch.enable_grad():
             result = holdout_linear_probe(fit_x, fit_y, val_x, val_y, num_classes, epochs=self.epochs)
@@ -119,6 +133,8 @@ class ProbeEvaluation(pl.Callback):
             self.evaluate(trainer, module)
 
     def summary(self) -> dict[str, Any]:
+        if not self.enabled:
+            return {"skipped": "disabled"}
         if not self.history:
             return {"skipped": self.skipped_reason or "not run"}
         first, last = self.history[0], self.history[-1]

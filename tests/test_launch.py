@@ -1,0 +1,205 @@
+"""jepa launch: sbatch rendering, SLURM-simulated ranks, SIGUSR1 preemption and requeue, torchrun."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, write_tiny_config
+from helpers import read_records
+from test_pretrain import record_callbacks, with_callbacks
+
+
+def jepa(*args, env=None, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "jepa.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fake_bin(tmp_path, name, record):
+    """An executable `name` that appends its arguments to `record` and succeeds."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    exe = bindir / name
+    exe.write_text(f"#!/bin/sh\necho \"$@\" >> {record}\necho 'Submitted batch job 777'\n")
+    exe.chmod(0o755)
+    return bindir
+
+
+def test_sbatch_for_4_nodes_of_8_gpus(tmp_path):
+    cfg = REPO / "configs" / "image" / "ijepa_vit_h14_in1k.yaml"
+    run_dir = tmp_path / "h14"
+    result = jepa("launch", "slurm", "--config", str(cfg), "--nodes", "4", "--gpus-per-node", "8",
+                  "--partition", "learn", "--account", "vision", "--qos", "high", "--time", "72:00:00",
+                  "--cpus-per-task", "12", "--mem", "480G", "--dry-run", "--", "--run_dir", str(run_dir),
+                  "--data.batch_size", "64")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for expected in ("#SBATCH --nodes=4", "#SBATCH --ntasks-per-node=8", "#SBATCH --gpus-per-node=8",
+                     "#SBATCH --signal=SIGUSR1@90", "#SBATCH --requeue", "#SBATCH --open-mode=append",
+                     "#SBATCH --partition=learn", "#SBATCH --account=vision", "#SBATCH --qos=high",
+                     "#SBATCH --time=72:00:00", "#SBATCH --cpus-per-task=12", "#SBATCH --mem=480G",
+                     f"#SBATCH --output={run_dir}/slurm-%j.out"):
+        assert expected in lines, expected
+    srun = [line for line in lines if line.startswith("srun ")]
+    assert len(srun) == 1
+    words = srun[0].split()
+    assert words[2] == "pretrain" and f"--run_dir {run_dir}" in srun[0]
+    assert "--trainer.num_nodes 4 --trainer.devices 8" in srun[0]  # matches the allocation: 4 x 8 tasks
+    assert "--ckpt_path auto" in srun[0] and srun[0].endswith("--data.batch_size 64")
+    assert not run_dir.exists()  # a dry run writes and submits nothing
+
+
+def test_dry_run_submits_nothing_and_real_run_calls_sbatch(tmp_path):
+    cfg = write_tiny_config(tmp_path, steps=1)
+    record = tmp_path / "sbatch.calls"
+    env = {**os.environ, "PATH": f"{fake_bin(tmp_path, 'sbatch', record)}:{os.environ['PATH']}"}
+    args = ("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "1")
+    assert jepa(*args, "--dry-run", env=env).returncode == 0
+    assert not record.exists()
+    result = jepa(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    script = tmp_path / "run.sbatch"
+    assert record.read_text().strip() == str(script) and "#SBATCH --requeue" in script.read_text()
+    assert "Submitted batch job 777" in result.stdout
+
+
+def one_line_error(result, text):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and text in lines[0], result.stderr[-2000:]
+
+
+def test_launch_refusals_submit_nothing(tmp_path):
+    cfg = write_tiny_config(tmp_path, steps=1)  # trainer.devices: 1
+    record = tmp_path / "sbatch.calls"
+    env = {**os.environ, "PATH": f"{fake_bin(tmp_path, 'sbatch', record)}:{os.environ['PATH']}"}
+    one_line_error(jepa("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "4", env=env),
+                   "--gpus-per-node 4 does not match trainer.devices: 1")
+    no_sbatch = {**os.environ, "PATH": "/usr/bin:/bin"}
+    one_line_error(jepa("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "1",
+                        "--partition", "gpu", env=no_sbatch), "sbatch not found")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    saved = yaml.safe_load(cfg.read_text())
+    saved["model"]["encoder"]["width"] = 64
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    one_line_error(jepa("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "1", env=env),
+                   "holds a run of another config (model.encoder.width: 64 there, 32 here)")
+    assert not record.exists()
+
+
+def slurm_env(rank, ntasks, job_id, port, path=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MASTER_", "RANK", "LOCAL_RANK", "WORLD_SIZE"))}
+    env.update(SLURM_NTASKS=str(ntasks), SLURM_NTASKS_PER_NODE=str(ntasks), SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank), SLURM_NODEID="0",
+               SLURM_NNODES="1", SLURM_JOB_ID=str(job_id), SLURM_JOB_NAME="jepa-test", SLURM_NODELIST="127.0.0.1",
+               MASTER_PORT=str(port))
+    if path:
+        env["PATH"] = f"{path}:{env['PATH']}"
+    return env
+
+
+def test_two_tasks_take_rank_and_world_size_from_slurm(tmp_path):
+    cfg = with_callbacks(write_tiny_config(tmp_path, steps=2), record_callbacks(tmp_path / "rec.jsonl"))
+    port = free_port()
+    cmd = [sys.executable, "-m", "jepa.cli", "pretrain", "--config", str(cfg), "--trainer.devices", "2",
+           "--trainer.strategy", "ddp", "--probe.enabled", "false"]
+    # Started the way srun starts tasks: every process at once, each with its own SLURM_PROCID.
+    procs = [subprocess.Popen(cmd, env=slurm_env(r, 2, 5151, port), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for r in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    for rank in range(2):
+        steps = [r for r in read_records(tmp_path / "rec.jsonl", rank) if "loss" in r]
+        assert len(steps) == 2 and all(r["rank"] == rank and r["world"] == 2 for r in steps)
+    first = [set(r["index"]) for r in (read_records(tmp_path / "rec.jsonl", k)[0] for k in range(2))]
+    assert not first[0] & first[1]
+
+
+def test_sigusr1_checkpoints_requeues_and_the_next_start_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = with_callbacks(write_tiny_config(tmp_path, steps=10_000, ckpt_every=10_000),
+                         record_callbacks(tmp_path / "rec.jsonl"))
+    calls = tmp_path / "scontrol.calls"
+    env = slurm_env(0, 1, 90210, free_port(), path=fake_bin(tmp_path, "scontrol", calls))
+    cmd = [sys.executable, "-m", "jepa.cli", "pretrain", "--config", str(cfg), "--probe.enabled", "false",
+           "--ckpt_path", "auto"]
+    job = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            recs = read_records(tmp_path / "rec.jsonl") if (tmp_path / "rec.jsonl.rank0").exists() else []
+            if len(recs) >= 3:
+                break
+            assert job.poll() is None, job.stderr.read()[-2000:]
+            time.sleep(0.5)
+        job.send_signal(signal.SIGUSR1)
+        while time.time() < deadline and not calls.exists():
+            time.sleep(0.2)
+        assert calls.read_text().split() == ["requeue", "90210"]
+    finally:
+        job.kill()  # what `scontrol requeue` does to the running job
+        job.wait()
+    hpc = sorted(run_dir.glob("hpc_ckpt_*.ckpt"))
+    assert len(hpc) == 1
+    saved_step = torch.load(hpc[0], weights_only=True)["global_step"]
+    assert saved_step >= 3
+    (tmp_path / "rec.jsonl.rank0").unlink()
+    # The requeued job runs the same command; it stops after two more steps here.
+    restarted = with_callbacks(write_tiny_config(tmp_path, steps=10_000, ckpt_every=10_000),
+                               record_callbacks(tmp_path / "rec.jsonl", stop_at=saved_step + 2))
+    result = subprocess.run([*cmd[:5], str(restarted), *cmd[6:]], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    steps = [r["step"] for r in read_records(tmp_path / "rec.jsonl") if "loss" in r]
+    assert steps == [saved_step + 1, saved_step + 2]
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path):
+    cfg = with_callbacks(write_tiny_config(tmp_path, steps=2), record_callbacks(tmp_path / "rec.jsonl"))
+    cfg.write_text(cfg.read_text().replace("  devices: 1\n", "  devices: 2\n"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    result = jepa("launch", "torchrun", "--config", str(cfg), "--nproc-per-node", "2",
+                  "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--", "--probe.enabled", "false",
+                  "--trainer.strategy", "ddp", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in range(2):
+        steps = [r for r in read_records(tmp_path / "rec.jsonl", rank) if "loss" in r]
+        assert [r["world"] for r in steps] == [2, 2] and steps[0]["env_rank"] == str(rank)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["world_size"] == 2
+
+
+def test_fsdp_config_parses_and_strategy_wraps_blocks():
+    from timm.models.vision_transformer import Block
+
+    from jepa.train.strategies import BlockFSDPStrategy
+
+    result = jepa("pretrain", "--config", str(REPO / "configs" / "image" / "ijepa_vit_h14_in1k_fsdp.yaml"),
+                  "--print_config")
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = yaml.safe_load(result.stdout)
+    assert printed["trainer"]["strategy"]["class_path"] == "jepa.train.strategies.BlockFSDPStrategy"
+    assert printed["trainer"]["precision"] == "bf16-mixed"
+    strategy = BlockFSDPStrategy()
+    assert strategy.kwargs["use_orig_params"] is True
+    assert strategy._state_dict_type == "sharded"
+    assert Block in strategy.kwargs["auto_wrap_policy"]._module_classes
+    assert strategy._activation_checkpointing_kwargs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP needs a GPU")
+def test_fsdp_trains_on_gpu(tmp_path):
+    cfg = write_tiny_config(tmp_path, steps=3)
+    result = jepa("pretrain", "--config", str(cfg), "--trainer.accelerator", "gpu", "--trainer.strategy.class_path",
+                  "jepa.train.strategies.BlockFSDPStrategy", "--trainer.precision", "bf16-mixed")
+    assert result.returncode == 0, result.stderr[-2000:]
