@@ -84,6 +84,8 @@ def encoder_config_from_hparams(hp: dict[str, Any]) -> dict[str, Any]:
         "patch_size": cfg.patch_size,
         "img_size": list(hp["image_size"]),
         "in_chans": 3,
+        "num_frames": 1,  # images; video encoders will export their clip length and tubelet size
+        "tubelet_size": 1,
     }
 
 
