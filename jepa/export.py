@@ -162,7 +162,7 @@ class FrozenEncoder(nn.Module):
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.vit(images).mean(dim=1)
+        return self.vit.pooled(images)
 
     @torch.no_grad()
     def last_layers(self, images: torch.Tensor, n: int = 4) -> list[torch.Tensor]:

@@ -82,6 +82,7 @@ def run_cli(*args, cwd=None):
         (["--data.train", "/no/such/folder"], "data folder /no/such/folder does not exist"),
         (["--data.image_size", "18"], "not divisible by patch size 4"),
         (["--ckpt_path", "last"], "checkpoint .*last.ckpt does not exist"),
+        (["--trainer.max_steps", "-1"], "set trainer.max_steps"),
     ],
 )
 def test_bad_input_ends_in_one_clear_line(tmp_path, override, message):

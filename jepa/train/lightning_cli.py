@@ -81,6 +81,9 @@ class PretrainCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         # Check the resume checkpoint before anything is built, so a wrong path costs nothing.
         self.resume_from = resolve_ckpt(self.config["ckpt_path"], str(self.config["run_dir"]))
+        max_steps = self.config["trainer"].get("max_steps")
+        if max_steps is None or max_steps <= 0:
+            raise JEPAError("set trainer.max_steps (> 0): the lr, weight-decay and EMA schedules are derived from it")
 
     def instantiate_trainer(self, **kwargs: Any):  # type: ignore[override]
         cfg = self.config_init

@@ -240,7 +240,7 @@ class PretrainModule(pl.LightningModule):
     @torch.no_grad()
     def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
         """Average-pooled target-encoder tokens: the features that probes evaluate."""
-        return self.target_encoder(images).mean(dim=1)
+        return self.target_encoder.pooled(images)
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
