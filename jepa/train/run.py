@@ -51,7 +51,22 @@ def pretrain(args: list[str]) -> int:
     cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.resume_from, weights_only=True)
     if cli.trainer.is_global_zero:
         report(cli, run_dir)
+    close_process_group()
     return 0
+
+
+def close_process_group() -> None:
+    """Waits for every rank, then tears the process group down before the interpreter exits.
+
+    Left to interpreter shutdown, a rank whose peer has already exited can abort in gloo's
+    destructors ("terminate called without an active exception") and exit with SIGABRT after a
+    run that finished correctly.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def report(cli: PretrainCLI, run_dir: str) -> None:
