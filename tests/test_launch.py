@@ -179,7 +179,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["world_size"] == 2
 
 
-def test_fsdp_config_parses_and_strategy_wraps_blocks():
+def test_fsdp_config_parses_and_strategy_wraps_blocks(tmp_path):
     from timm.models.vision_transformer import Block
 
     from jepa.train.strategies import BlockFSDPStrategy
@@ -195,11 +195,17 @@ def test_fsdp_config_parses_and_strategy_wraps_blocks():
     assert strategy._state_dict_type == "sharded"
     assert Block in strategy.kwargs["auto_wrap_policy"]._module_classes
     assert strategy._activation_checkpointing_kwargs
+    # The short name documented in launch/README.md resolves to the same strategy.
+    from jepa.train.run import build_cli
+
+    cli = build_cli(["--config", str(REPO / "configs" / "quickstart.yaml"), "--run_dir", str(tmp_path / "run"),
+                     "--trainer.strategy", "jepa_fsdp", "--trainer.accelerator", "cpu", "--trainer.logger", "false"])
+    assert type(cli.trainer.strategy) is BlockFSDPStrategy
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP needs a GPU")
 def test_fsdp_trains_on_gpu(tmp_path):
     cfg = write_tiny_config(tmp_path, steps=3)
-    result = jepa("pretrain", "--config", str(cfg), "--trainer.accelerator", "gpu", "--trainer.strategy.class_path",
-                  "jepa.train.strategies.BlockFSDPStrategy", "--trainer.precision", "bf16-mixed")
+    result = jepa("pretrain", "--config", str(cfg), "--trainer.accelerator", "gpu", "--trainer.strategy", "jepa_fsdp",
+                  "--trainer.precision", "bf16-mixed")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -19,6 +19,7 @@ from ..errors import JEPAError
 from .checkpointing import LastCheckpoint
 from .module import PretrainModule
 from .probe_eval import ProbeEvaluation
+from .strategies import STRATEGY_NAME  # noqa: F401  (registers --trainer.strategy jepa_fsdp)
 from .summary import RunSummary
 
 

@@ -116,6 +116,7 @@ class PretrainModule(pl.LightningModule):
         self.ema_cfg = copy.deepcopy(ema)
         self.probe_lr = probe_lr
         self.use_compile = compile
+        self._compiled = False
         self.monitor_every_n_steps = monitor_every_n_steps
         if activation_checkpointing:
             self.encoder.grad_checkpointing = self.predictor.grad_checkpointing = True
@@ -138,9 +139,16 @@ class PretrainModule(pl.LightningModule):
 
     # ----------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
-        if self.use_compile:
+        if self.use_compile and not self._compiled:
+            # Regional compilation: each transformer block is compiled, not the whole encoder. The
+            # blocks share one graph (parameters are graph inputs), so compiling is quick, and the
+            # context length that changes from batch to batch only reaches a block's sequence
+            # dimension. Whole-module compile broke in the backward pass on CUDA (inductor shape
+            # error once the context length changed).
             for m in (self.encoder, self.target_encoder, self.predictor):
-                m.compile()
+                for block in m.blocks:
+                    block.compile()
+            self._compiled = True
 
     def train(self, mode: bool = True) -> PretrainModule:
         super().train(mode)

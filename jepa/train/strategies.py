@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pytorch_lightning.strategies import FSDPStrategy
+from pytorch_lightning.strategies import FSDPStrategy, StrategyRegistry
 
 
 class BlockFSDPStrategy(FSDPStrategy):
@@ -39,3 +39,12 @@ class BlockFSDPStrategy(FSDPStrategy):
             use_orig_params=True,
             **kwargs,
         )
+
+
+# A short name, so that ``--trainer.strategy jepa_fsdp`` works like ``ddp`` or ``fsdp`` (Lightning
+# lower-cases strategy strings, so a dotted class path given as a plain string is not found).
+STRATEGY_NAME = "jepa_fsdp"
+if STRATEGY_NAME not in StrategyRegistry:
+    StrategyRegistry.register(
+        STRATEGY_NAME, BlockFSDPStrategy, description="FSDP per transformer block with activation checkpointing"
+    )
