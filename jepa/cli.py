@@ -30,10 +30,12 @@ def export_main(argv: list[str]) -> int:
     parser.add_argument("out_dir", help="folder to write model.safetensors and config.json to")
     parser.add_argument("--which", choices=("target", "context"), default="target",
                         help="the EMA target encoder (default, as the papers evaluate) or the context encoder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an export already in OUT_DIR (and remove its probe-* results)")
     args = parser.parse_args(argv)
     from .export import export_checkpoint
 
-    out = export_checkpoint(args.ckpt, args.out_dir, args.which)
+    out = export_checkpoint(args.ckpt, args.out_dir, args.which, overwrite=args.overwrite)
     print(f"exported the {args.which} encoder to {out} (model.safetensors, config.json)")
     return 0
 

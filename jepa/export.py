@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,20 @@ def _read_sharded(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def _load_reason(exn: Exception) -> str:
+    """A short reason a file did not load, without torch's advice to unpickle it anyway."""
+    text = str(exn).strip()
+    if "Unsupported global" in text:
+        return "it holds objects other than tensors and plain types, which are not unpickled"
+    if any(m in text for m in ("weights_only", "Unpickler", "invalid load key", "zip archive", "magic number")):
+        return "not a torch checkpoint"
+    return text.splitlines()[0][:200] if text else type(exn).__name__
+
+
+def read_checkpoint(path: str | Path, tensors: bool = True) -> dict[str, Any]:
     """Loads a ``jepa pretrain`` checkpoint (a file, or a sharded FSDP folder) without unpickling
-    code; refuses anything else."""
+    code; refuses anything else. ``tensors=False`` reads what a resume check needs (step and
+    hyper-parameters) without gathering the shards of a sharded checkpoint."""
     path = Path(path)
     if not path.exists():
         raise JEPAError(f"checkpoint {path} does not exist")
@@ -60,12 +72,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         if path.is_dir():
             if not (path / "meta.pt").is_file():
                 raise ValueError("a folder without meta.pt")
-            ckpt = _read_sharded(path)
+            ckpt = _read_sharded(path) if tensors else torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
         else:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=not tensors)
     except Exception as exn:
-        first = str(exn).strip().splitlines()[0] if str(exn).strip() else type(exn).__name__
-        raise JEPAError(f"{path} is not a checkpoint of this framework ({first[:200]})") from None
+        raise JEPAError(f"{path} is not a checkpoint of this framework ({_load_reason(exn)})") from None
     if not isinstance(ckpt, dict) or "jepa" not in ckpt or "encoder" not in ckpt.get("hyper_parameters", {}):
         raise JEPAError(f"{path} is not a checkpoint of this framework (written by jepa pretrain)")
     return ckpt
@@ -89,10 +100,25 @@ def encoder_config_from_hparams(hp: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "target") -> Path:
-    """Writes ``model.safetensors`` and ``config.json`` of the ``which`` (target or context) encoder."""
+def _readable_by_others(path: Path) -> None:
+    """Gives ``path`` the mode a plain ``open()`` would (safetensors writes 0600), so that others on
+    a shared cluster can load the export."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "target", overwrite: bool = False) -> Path:
+    """Writes ``model.safetensors`` and ``config.json`` of the ``which`` (target or context) encoder.
+
+    An existing export in ``out_dir`` is replaced only with ``overwrite``; its ``probe-*`` results,
+    which describe the old weights, are then removed.
+    """
     if which not in ("target", "context"):
         raise JEPAError(f"--which must be target or context, not {which!r}")
+    out = Path(out_dir)
+    if (out / WEIGHTS).exists() and not overwrite:
+        raise JEPAError(f"{out} already holds an export ({WEIGHTS}): choose another folder, or pass --overwrite")
     ckpt = read_checkpoint(ckpt_path)
     prefix = "target_encoder." if which == "target" else "encoder."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
@@ -101,12 +127,15 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
     arch = encoder_config_from_hparams(ckpt["hyper_parameters"])
     encoder = build_encoder(arch)
     state["pos_embed"] = encoder.pos_embed.clone()  # fixed sin-cos, saved for timm's learned slot
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / WEIGHTS
     tmp = out / f".{WEIGHTS}.tmp{os.getpid()}"
     save_file({k: v.detach().contiguous().float() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
+    _readable_by_others(tmp)
     os.replace(tmp, weights)
+    for stale in sorted(out.glob("probe-*")):
+        if stale.is_dir():
+            shutil.rmtree(stale)
     config = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -136,7 +165,8 @@ def build_encoder(arch: dict[str, Any]) -> VisionTransformer:
 class FrozenEncoder(nn.Module):
     """An exported encoder in eval mode with no gradients.
 
-    ``encoder(images)`` returns patch tokens [B, N, D] for normalised images [B, 3, H, W];
+    ``encoder(images)`` returns patch tokens [B, N, D] for normalised images [B, 3, H, W]
+    (``encoder.normalize(x)`` normalises images with values in [0, 1]);
     ``encoder.features(images)`` the average-pooled feature vector [B, D];
     ``encoder.last_layers(images, n)`` the last ``n`` blocks' tokens (each through the final norm).
     ``config`` is the export's config.json; ``mean``/``std`` its input normalisation.
@@ -156,6 +186,13 @@ class FrozenEncoder(nn.Module):
     def train(self, mode: bool = True) -> FrozenEncoder:
         return super().train(False)  # stays frozen: no dropout or drop-path ever
 
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Images with values in [0, 1] (e.g. from ``torchvision.transforms.ToTensor``) -> the
+        normalised input the encoder was trained on."""
+        mean = images.new_tensor(self.mean).view(-1, 1, 1)
+        std = images.new_tensor(self.std).view(-1, 1, 1)
+        return (images - mean) / std
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.vit(images)
@@ -172,7 +209,7 @@ class FrozenEncoder(nn.Module):
 def _read_config(directory: Path) -> dict[str, Any]:
     path = directory / CONFIG
     if not path.is_file():
-        raise JEPAError(f"{path} does not exist: point --encoder at a folder written by jepa export")
+        raise JEPAError(f"{path} does not exist: an encoder is loaded from a folder written by jepa export")
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as exn:

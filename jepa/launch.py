@@ -7,6 +7,7 @@ this machine, or a run directory that already holds a run of another config.
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import shlex
 import shutil
@@ -49,6 +50,38 @@ def _override(extra: list[str], key: str) -> str | None:
     return None
 
 
+def apply_overrides(cfg: dict[str, Any], extra: list[str]) -> dict[str, Any]:
+    """``cfg`` with the dotted ``--a.b value`` / ``--a.b=value`` overrides of ``extra`` applied, so
+    that the launch checks see what the job will run with."""
+    cfg = copy.deepcopy(cfg)
+    i = 0
+    while i < len(extra):
+        arg = extra[i]
+        if not arg.startswith("--") or arg == "--":
+            i += 1
+            continue
+        if "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            i += 1
+        elif i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            key, value = arg[2:], extra[i + 1]
+            i += 2
+        else:  # a bare flag such as --print_config
+            i += 1
+            continue
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            node[leaf] = value
+    return cfg
+
+
 def _leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(tree, dict):
         out: dict[str, Any] = {}
@@ -63,7 +96,10 @@ def check_devices(cfg: dict[str, Any], nodes: int, devices: int, path: str, flag
     # batch is nodes x devices x data.batch_size); devices per node must be what the config says.
     cfg_devices = (cfg.get("trainer") or {}).get("devices")
     if isinstance(cfg_devices, int) and cfg_devices not in (-1, devices):
-        raise JEPAError(f"{flag} {devices} does not match trainer.devices: {cfg_devices} in {path}")
+        raise JEPAError(
+            f"{flag} {devices} does not match trainer.devices: {cfg_devices} in {path} "
+            f"(set it there or pass -- --trainer.devices {devices})"
+        )
 
 
 def check_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
@@ -81,11 +117,11 @@ def check_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
 
 
 def _plan(args: argparse.Namespace, nodes: int, devices: int, flag: str) -> tuple[dict[str, Any], Path, list[str]]:
-    cfg = _read_config(args.config)
-    check_devices(cfg, nodes, devices, args.config, flag)
     extra = list(args.extra)
     if extra and extra[0] == "--":
         extra = extra[1:]
+    cfg = apply_overrides(_read_config(args.config), extra)
+    check_devices(cfg, nodes, devices, args.config, flag)
     run_dir = Path(_override(extra, "run_dir") or cfg.get("run_dir") or "runs/default").resolve()
     check_run_dir(run_dir, cfg)
     extra = [a for i, a in enumerate(extra) if not (a == "--run_dir" or a.startswith("--run_dir=")

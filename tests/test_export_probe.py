@@ -52,11 +52,15 @@ def test_round_trip_features_identical_to_training_module_and_timm(trained):
     config = json.loads((export / "config.json").read_text())
     assert config["which"] == "target" and config["step"] == 3 and config["patch_size"] == 4
     assert not torch.equal(module.encoder(x), module.target_encoder(x))
+    mean, std = torch.tensor(config["normalization"]["mean"]), torch.tensor(config["normalization"]["std"])
+    torch.testing.assert_close(enc.normalize(torch.ones(2, 3, 4, 4))[1, :, 3, 3], (1 - mean) / std)
     timm_model = timm_encoder(export)
     torch.testing.assert_close(timm_model(x), enc.features(x), rtol=0, atol=1e-5)
 
 
 def test_export_context_encoder(trained, tmp_path):
+    import os
+
     from jepa.export import export_checkpoint, load_encoder
 
     ckpt, _ = trained
@@ -64,6 +68,18 @@ def test_export_context_encoder(trained, tmp_path):
     module = _module_from_ckpt(ckpt)
     x = torch.randn(2, 3, 16, 16)
     assert torch.equal(load_encoder(tmp_path / "ctx")(x), module.encoder(x))
+    # Readable like any file the user writes (safetensors alone would leave it 0600).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "ctx" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    # An existing export is replaced only on request, and its stale probe results go with it.
+    (tmp_path / "ctx" / "probe-knn").mkdir()
+    with pytest.raises(JEPAError, match="already holds an export .* pass --overwrite"):
+        export_checkpoint(ckpt, tmp_path / "ctx")
+    assert (tmp_path / "ctx" / "probe-knn").is_dir()
+    export_checkpoint(ckpt, tmp_path / "ctx", overwrite=True)
+    assert json.loads((tmp_path / "ctx" / "config.json").read_text())["which"] == "target"
+    assert not (tmp_path / "ctx" / "probe-knn").exists()
 
 
 def test_export_refuses_files_that_are_not_checkpoints(tmp_path):

@@ -97,7 +97,17 @@ def test_launch_refusals_submit_nothing(tmp_path):
     (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
     one_line_error(jepa("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "1", env=env),
                    "holds a run of another config (model.encoder.width: 64 there, 32 here)")
+    # Overrides after -- count: the same config file, changed on the command line, is another config.
+    saved["model"]["encoder"]["width"] = 32
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    one_line_error(jepa("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "1", "--",
+                        "--model.encoder.depth=3", env=env), "(model.encoder.depth: 2 there, 3 here)")
     assert not record.exists()
+    # ... and a device count set on the command line is the one checked.
+    ok = jepa("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "4", "--dry-run", "--",
+              "--trainer.devices", "4", env=env)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "--trainer.devices 4" in ok.stdout and not record.exists()
 
 
 def slurm_env(rank, ntasks, job_id, port, path=None):

@@ -55,6 +55,10 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path, workers):
                            record_callbacks(tmp_path / "b.jsonl", stop_at=3))
     assert main(["pretrain", "--config", str(first)]) == 0
     assert torch.load(tmp_path / "b" / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    # As if the job had died during step 4, after logging it but before any checkpoint of it.
+    metrics = tmp_path / "b" / "run" / "metrics.csv"
+    rows = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([*rows, rows[-1].replace(",2,", ",3,", 1)]) + "\n")
     second = with_callbacks(write_tiny_config(tmp_path / "b", steps=6, ckpt_every=3, workers=workers),
                             record_callbacks(tmp_path / "b.jsonl"))
     assert main(["pretrain", "--config", str(second), "--ckpt_path", "last"]) == 0
@@ -65,8 +69,65 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path, workers):
     assert [r["index"] for r in a] == [r["index"] for r in b]
     summary = json.loads((tmp_path / "b" / "run" / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["steps_this_run"] == 3
+    # metrics.csv continues the interrupted run's file: the same rows as the uninterrupted run's.
+    assert _metric_rows(tmp_path / "b" / "run", "loss") == _metric_rows(tmp_path / "a" / "run", "loss")
+    assert len(_metric_rows(tmp_path / "b" / "run", "loss")) == 6
+    assert _metric_rows(tmp_path / "b" / "run", "probe/linear_acc")[0][0] == 0
     # The step-0 baseline of the first session survives the resume.
     assert summary["probe"]["history"][0]["step"] == 0
+
+
+def _metric_rows(run_dir, key):
+    """(step, value) of the rows of metrics.csv that have ``key``."""
+    import csv
+
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [(int(r["step"]), float(r[key])) for r in csv.DictReader(f) if r.get(key)]
+
+
+def test_a_run_directory_is_never_silently_replaced(tmp_path):
+    cfg = write_tiny_config(tmp_path, steps=2)
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    saved = last.read_bytes()
+    result = run_cli("pretrain", "--config", str(cfg), "--probe.enabled", "false", "--trainer.max_steps", "1")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "already holds a run" in lines[0] and "--ckpt_path last" in lines[0], result.stderr
+    assert last.read_bytes() == saved
+
+
+def test_sigterm_saves_the_step_and_exits_nonzero(tmp_path):
+    import os
+    import signal
+    import time
+
+    from helpers import read_records
+
+    cfg = with_callbacks(write_tiny_config(tmp_path, steps=10_000, ckpt_every=10_000),
+                         record_callbacks(tmp_path / "rec.jsonl"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    job = subprocess.Popen([sys.executable, "-m", "jepa.cli", "pretrain", "--config", str(cfg), "--probe.enabled", "false"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if (tmp_path / "rec.jsonl.rank0").exists() and len(read_records(tmp_path / "rec.jsonl")) >= 3:
+                break
+            assert job.poll() is None, job.stderr.read()[-2000:]
+            time.sleep(0.3)
+        job.send_signal(signal.SIGTERM)
+        _, err = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    assert job.returncode == 143, err[-2000:]
+    step = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert step >= 3 and f"stopped by SIGTERM at step {step}" in err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == f"stopped by SIGTERM at step {step}"
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false", "--ckpt_path", "last",
+                 "--trainer.max_steps", str(step + 1)]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps_this_run"] == 1
 
 
 def run_cli(*args, cwd=None):
@@ -122,12 +183,16 @@ def test_undecodable_images_are_counted_in_the_summary(tmp_path):
 def test_resuming_with_another_architecture_is_refused_in_one_line(tmp_path):
     cfg = write_tiny_config(tmp_path, steps=2)
     assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
+    before = {n: (tmp_path / "run" / n).read_bytes() for n in ("config.yaml", "metrics.csv", "summary.json")}
     result = run_cli("pretrain", "--config", str(cfg), "--ckpt_path", "last", "--model.encoder.width", "64",
                      "--trainer.max_steps", "4")
     assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
-    assert last.startswith("error: the checkpoint was trained with model.encoder=") and "width" in last
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error: the checkpoint was trained with model.encoder=") and "width" in lines[0]
+    # The refused resume leaves the run as it was: its own config, its metrics, its summary.
+    for name, content in before.items():
+        assert (tmp_path / "run" / name).read_bytes() == content, name
 
 
 def test_ckpt_path_auto_starts_fresh_then_resumes(tmp_path):

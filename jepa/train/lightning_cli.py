@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
-from pytorch_lightning.loggers import CSVLogger
 
 from ..data.datamodule import ImageDataModule
 from ..errors import JEPAError
-from .checkpointing import LastCheckpoint
+from .checkpointing import LastCheckpoint, resume_step
+from .metrics_log import RunCSVLogger
 from .module import PretrainModule
 from .probe_eval import ProbeEvaluation
 from .strategies import STRATEGY_NAME  # noqa: F401  (registers --trainer.strategy jepa_fsdp)
@@ -62,7 +62,8 @@ class PretrainCLI(LightningCLI):
             run=run,
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
-            parser_kwargs={"exit_on_error": False, "prog": "jepa pretrain", "default_env": False},
+            # allow_abbrev off: a prefix of a key (--trainer.max_step) is an unknown key, not that key.
+            parser_kwargs={"exit_on_error": False, "prog": "jepa pretrain", "default_env": False, "allow_abbrev": False},
             auto_configure_optimizers=False,
         )
 
@@ -81,7 +82,14 @@ class PretrainCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         # Check the resume checkpoint before anything is built, so a wrong path costs nothing.
-        self.resume_from = resolve_ckpt(self.config["ckpt_path"], str(self.config["run_dir"]))
+        run_dir = str(self.config["run_dir"])
+        self.resume_from = resolve_ckpt(self.config["ckpt_path"], run_dir)
+        existing = newest_checkpoint(run_dir) if self.config["ckpt_path"] is None else None
+        if existing is not None:
+            raise JEPAError(
+                f"{run_dir} already holds a run ({existing}): resume it with --ckpt_path last, or give "
+                "another --run_dir (delete the folder to start that run over)"
+            )
         max_steps = self.config["trainer"].get("max_steps")
         if max_steps is None or max_steps <= 0:
             raise JEPAError("set trainer.max_steps (> 0): the lr, weight-decay and EMA schedules are derived from it")
@@ -94,8 +102,10 @@ class PretrainCLI(LightningCLI):
         if trainer_cfg.get("precision") is None:
             # bf16 autocast where the hardware has it, exact fp32 on CPU.
             trainer_cfg["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+        # Checked before the trainer exists: a refused resume leaves the run directory untouched.
+        start = resume_step(self.resume_from, dict(self.model.hparams)) if self.resume_from else None
         if trainer_cfg.get("logger") in (None, True):
-            trainer_cfg["logger"] = CSVLogger(run_dir, name="", version="")
+            trainer_cfg["logger"] = RunCSVLogger(run_dir, resume_step=start)
         trainer_cfg["default_root_dir"] = run_dir
         # The data module shards the data across ranks itself (and resumes mid-epoch).
         trainer_cfg["use_distributed_sampler"] = False

@@ -17,6 +17,7 @@ from ..errors import JEPAError
 from ..models.predictor import Predictor, PredictorConfig
 from ..models.vit import EncoderConfig, VisionTransformer, gather_tokens, layer_normed, patch_grid, to_2tuple
 from ..objectives import RegressionLoss, jepa_regression_loss
+from .checkpointing import check_same_architecture
 from .ema import ema_update_, frozen_copy_params
 from .monitors import feature_std, rankme
 from .optim import decay_groups
@@ -263,13 +264,7 @@ class PretrainModule(pl.LightningModule):
         state = checkpoint.get("jepa")
         if state is None:
             raise JEPAError("the checkpoint to resume from was not written by jepa pretrain")
-        saved = checkpoint.get("hyper_parameters", {})
-        for key in ("encoder", "predictor", "image_size", "num_classes"):
-            if key in saved and saved[key] != self.hparams[key]:
-                raise JEPAError(
-                    f"the checkpoint was trained with model.{key}={saved[key]} but this config has "
-                    f"{self.hparams[key]}: resume with the run's own config, or use another run_dir"
-                )
+        check_same_architecture(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
         torch.set_rng_state(state["torch_rng"])
         self.skipped_count = state["skipped_count"]
         self.skipped_examples = list(state["skipped_examples"])

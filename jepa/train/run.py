@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
+
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ..errors import JEPAError
 from .config_errors import config_error_line
@@ -45,10 +48,22 @@ def build_cli(args: list[str]) -> PretrainCLI:
 
 
 def pretrain(args: list[str]) -> int:
+    if not args:
+        raise JEPAError("jepa pretrain needs a config: jepa pretrain --config configs/quickstart.yaml (--help lists the keys)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cli = build_cli(args)
     run_dir = str(cli.config_init["run_dir"])
-    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.resume_from, weights_only=True)
+    # The EMA target encoder is in eval mode on purpose (no dropout, no drop-path).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    try:
+        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.resume_from, weights_only=True)
+    except SIGTERMException:
+        # Lightning ends a SIGTERM'd fit with SystemExit(0); a stopped run must not look finished.
+        step = cli.trainer.global_step
+        if cli.trainer.is_global_zero:
+            print(f"stopped by SIGTERM at step {step}: checkpoint written to {run_dir}/checkpoints/last.ckpt; "
+                  "continue with --ckpt_path last", file=sys.stderr, flush=True)
+        return 128 + signal.SIGTERM
     if cli.trainer.is_global_zero:
         report(cli, run_dir)
     close_process_group()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from .probe_eval import ProbeEvaluation
 
@@ -106,7 +107,9 @@ class RunSummary(pl.Callback):
     def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
         if trainer.is_global_zero:
             try:
-                data = self.summary(trainer, module, f"failed: {type(exception).__name__}: {exception}")
+                status = (f"stopped by SIGTERM at step {trainer.global_step}" if isinstance(exception, SIGTERMException)
+                          else f"failed: {type(exception).__name__}: {exception}")
+                data = self.summary(trainer, module, status)
                 data["skipped_inputs"] = {"count": getattr(module, "skipped_count", 0)}
                 write_json_atomic(self.path, data)
             except Exception:  # a summary must never hide the real error
