@@ -132,10 +132,6 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
     tmp = out / f".{WEIGHTS}.tmp{os.getpid()}"
     save_file({k: v.detach().contiguous().float() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
     _readable_by_others(tmp)
-    os.replace(tmp, weights)
-    for stale in sorted(out.glob("probe-*")):
-        if stale.is_dir():
-            shutil.rmtree(stale)
     config = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -144,9 +140,17 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
         "which": which,
         "step": int(ckpt.get("global_step", 0)),
         "source_checkpoint": str(Path(ckpt_path).resolve()),
-        "sha256": sha256_file(weights),
+        "sha256": sha256_file(tmp),
     }
-    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    config_tmp = out / f".{CONFIG}.tmp{os.getpid()}"
+    config_tmp.write_text(json.dumps(config, indent=2) + "\n")
+    # Both files are complete before either replaces the old one; a crash in between leaves a
+    # checksum mismatch that load_encoder reports, never a silently mixed export.
+    os.replace(tmp, weights)
+    os.replace(config_tmp, out / CONFIG)
+    for stale in sorted(out.glob("probe-*")):  # results of the old weights (folders written by jepa probe)
+        if stale.is_dir() and not stale.is_symlink() and (stale / "probe.json").is_file():
+            shutil.rmtree(stale)
     return out
 
 

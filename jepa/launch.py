@@ -102,6 +102,22 @@ def check_devices(cfg: dict[str, Any], nodes: int, devices: int, path: str, flag
         )
 
 
+def _comparable(value: Any) -> Any:
+    """Numbers as floats (YAML reads ``1e-3`` as a string, the config parser as 0.001), tuples as lists."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, (list, tuple)):
+        return [_comparable(v) for v in value]
+    return value
+
+
 def check_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
     """Refuses a run directory whose config.yaml has other model or data settings than ``cfg``."""
     saved_path = run_dir / "config.yaml"
@@ -109,7 +125,7 @@ def check_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
         return
     saved = _leaves({k: (yaml.safe_load(saved_path.read_text()) or {}).get(k) for k in ("model", "data")})
     for key, value in _leaves({k: cfg.get(k) for k in ("model", "data") if cfg.get(k) is not None}).items():
-        if key in saved and saved[key] != value and not (isinstance(value, list) and saved[key] == list(value)):
+        if key in saved and _comparable(saved[key]) != _comparable(value):
             raise JEPAError(
                 f"run directory {run_dir} holds a run of another config ({key}: {saved[key]!r} there, "
                 f"{value!r} here): choose another run_dir"

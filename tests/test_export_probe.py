@@ -74,12 +74,15 @@ def test_export_context_encoder(trained, tmp_path):
     assert (tmp_path / "ctx" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     # An existing export is replaced only on request, and its stale probe results go with it.
     (tmp_path / "ctx" / "probe-knn").mkdir()
+    (tmp_path / "ctx" / "probe-knn" / "probe.json").write_text("{}")
+    (tmp_path / "ctx" / "probe-notes").mkdir()  # not written by jepa probe: kept
     with pytest.raises(JEPAError, match="already holds an export .* pass --overwrite"):
         export_checkpoint(ckpt, tmp_path / "ctx")
     assert (tmp_path / "ctx" / "probe-knn").is_dir()
     export_checkpoint(ckpt, tmp_path / "ctx", overwrite=True)
     assert json.loads((tmp_path / "ctx" / "config.json").read_text())["which"] == "target"
-    assert not (tmp_path / "ctx" / "probe-knn").exists()
+    assert not (tmp_path / "ctx" / "probe-knn").exists() and (tmp_path / "ctx" / "probe-notes").is_dir()
+    assert not list((tmp_path / "ctx").glob(".*tmp*"))
 
 
 def test_export_refuses_files_that_are_not_checkpoints(tmp_path):

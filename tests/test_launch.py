@@ -107,7 +107,13 @@ def test_launch_refusals_submit_nothing(tmp_path):
     ok = jepa("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "4", "--dry-run", "--",
               "--trainer.devices", "4", env=env)
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "--trainer.devices 4" in ok.stdout and not record.exists()
+    assert ok.stdout.count("--trainer.devices 4") == 2 and not record.exists()  # the template's and the override
+    # A number written as YAML reads it (1e-3, a string there) is the value the saved config has.
+    saved["model"]["optim"] = {"lr": 0.001}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(saved))
+    same = jepa("launch", "slurm", "--config", str(cfg), "--nodes", "1", "--gpus-per-node", "1", "--dry-run", "--",
+                "--model.optim.lr", "1e-3", env=env)
+    assert same.returncode == 0, same.stderr[-2000:]
 
 
 def slurm_env(rank, ntasks, job_id, port, path=None):
@@ -219,3 +225,33 @@ def test_fsdp_trains_on_gpu(tmp_path):
     result = jepa("pretrain", "--config", str(cfg), "--trainer.accelerator", "gpu", "--trainer.strategy", "jepa_fsdp",
                   "--trainer.precision", "bf16-mixed")
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_sigterm_to_one_of_two_ranks_stops_both_at_the_same_step(tmp_path):
+    cfg = with_callbacks(write_tiny_config(tmp_path, steps=10_000, ckpt_every=10_000),
+                         record_callbacks(tmp_path / "rec.jsonl"))
+    cmd = [sys.executable, "-m", "jepa.cli", "pretrain", "--config", str(cfg), "--trainer.devices", "2",
+           "--trainer.strategy", "ddp", "--probe.enabled", "false"]
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "RANK", "LOCAL_RANK", "WORLD_SIZE"))}
+    # Started as torchrun starts ranks (its environment variables), so no rank forwards signals to another.
+    envs = [{**base, "RANK": str(r), "LOCAL_RANK": str(r), "GROUP_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "TORCHELASTIC_RUN_ID": "t"} for r in range(2)]
+    procs = [subprocess.Popen(cmd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for e in envs]
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            if (tmp_path / "rec.jsonl.rank1").exists() and len(read_records(tmp_path / "rec.jsonl", 1)) >= 3:
+                break
+            assert all(p.poll() is None for p in procs), procs[0].stderr.read()[-2000:]
+            time.sleep(0.3)
+        procs[1].send_signal(signal.SIGTERM)
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [143, 143], outs[0][1][-1500:] + outs[1][1][-1500:]
+    last = [[r["step"] for r in read_records(tmp_path / "rec.jsonl", r) if "loss" in r][-1] for r in range(2)]
+    step = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert last[0] == last[1] == step >= 3
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == f"stopped by SIGTERM at step {step}"

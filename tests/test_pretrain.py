@@ -50,10 +50,10 @@ def test_pretrain_writes_the_run_directory(tmp_path, capsys):
 def test_resume_reproduces_the_uninterrupted_losses(tmp_path, workers):
     straight = with_callbacks(write_tiny_config(tmp_path / "a", steps=6, ckpt_every=3, workers=workers),
                               record_callbacks(tmp_path / "a.jsonl"))
-    assert main(["pretrain", "--config", str(straight)]) == 0
+    assert main(["pretrain", "--config", str(straight), "--probe.every_n_steps", "3"]) == 0
     first = with_callbacks(write_tiny_config(tmp_path / "b", steps=6, ckpt_every=3, workers=workers),
                            record_callbacks(tmp_path / "b.jsonl", stop_at=3))
-    assert main(["pretrain", "--config", str(first)]) == 0
+    assert main(["pretrain", "--config", str(first), "--probe.every_n_steps", "3"]) == 0
     assert torch.load(tmp_path / "b" / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
     # As if the job had died during step 4, after logging it but before any checkpoint of it.
     metrics = tmp_path / "b" / "run" / "metrics.csv"
@@ -61,7 +61,7 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path, workers):
     metrics.write_text("\n".join([*rows, rows[-1].replace(",2,", ",3,", 1)]) + "\n")
     second = with_callbacks(write_tiny_config(tmp_path / "b", steps=6, ckpt_every=3, workers=workers),
                             record_callbacks(tmp_path / "b.jsonl"))
-    assert main(["pretrain", "--config", str(second), "--ckpt_path", "last"]) == 0
+    assert main(["pretrain", "--config", str(second), "--ckpt_path", "last", "--probe.every_n_steps", "3"]) == 0
     a = [r for r in read_records(tmp_path / "a.jsonl") if "loss" in r]
     b = [r for r in read_records(tmp_path / "b.jsonl") if "loss" in r]
     assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
@@ -72,7 +72,10 @@ def test_resume_reproduces_the_uninterrupted_losses(tmp_path, workers):
     # metrics.csv continues the interrupted run's file: the same rows as the uninterrupted run's.
     assert _metric_rows(tmp_path / "b" / "run", "loss") == _metric_rows(tmp_path / "a" / "run", "loss")
     assert len(_metric_rows(tmp_path / "b" / "run", "loss")) == 6
-    assert _metric_rows(tmp_path / "b" / "run", "probe/linear_acc")[0][0] == 0
+    # ... probe evaluations included: the one at the checkpoint's step is kept, not repeated or lost.
+    probes = _metric_rows(tmp_path / "b" / "run", "probe/linear_acc")
+    assert [step for step, _ in probes] == [0, 3, 6]
+    assert probes == _metric_rows(tmp_path / "a" / "run", "probe/linear_acc")
     # The step-0 baseline of the first session survives the resume.
     assert summary["probe"]["history"][0]["step"] == 0
 
@@ -93,8 +96,22 @@ def test_a_run_directory_is_never_silently_replaced(tmp_path):
     result = run_cli("pretrain", "--config", str(cfg), "--probe.enabled", "false", "--trainer.max_steps", "1")
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "already holds a run" in lines[0] and "--ckpt_path last" in lines[0], result.stderr
+    assert len(lines) == 1 and "already holds a run" in lines[0] and "--ckpt_path auto" in lines[0], result.stderr
     assert last.read_bytes() == saved
+    # Nor by resuming another run's checkpoint into it.
+    other = write_tiny_config(tmp_path / "other", steps=1)
+    assert main(["pretrain", "--config", str(other), "--probe.enabled", "false"]) == 0
+    result = run_cli("pretrain", "--config", str(cfg), "--probe.enabled", "false", "--trainer.max_steps", "3",
+                     "--ckpt_path", str(tmp_path / "other" / "run" / "checkpoints" / "last.ckpt"))
+    assert result.returncode == 2 and "is another run's checkpoint" in result.stderr, result.stderr[-2000:]
+    assert last.read_bytes() == saved
+    # A checkpoint cut short by a kill is passed over by --ckpt_path auto (and never becomes last.ckpt:
+    # it is written next to it and renamed).
+    (tmp_path / "run" / "hpc_ckpt_9.ckpt").write_bytes(saved[: len(saved) // 2])
+    from jepa.train.lightning_cli import newest_checkpoint
+
+    assert newest_checkpoint(str(tmp_path / "run")) == last
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt.tmp").exists()
 
 
 def test_sigterm_saves_the_step_and_exits_nonzero(tmp_path):

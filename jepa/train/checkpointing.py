@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
+from weakref import proxy
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from ..errors import JEPAError
+from .graceful_stop import sigterm_step
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -31,18 +35,55 @@ class LastCheckpoint(ModelCheckpoint):
         )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if sigterm_step(pl_module) is not None and self._last_global_step_saved == trainer.global_step:
+            return  # saved when the SIGTERM was acted on; no second write in the shutdown window
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
-        # SIGTERM (a scheduler's stop, a plain `kill`): Lightning stops after this batch without
-        # saving; save here so the run resumes from this step, not from the last periodic save.
-        stop = bool(getattr(trainer, "received_sigterm", False))
-        if trainer.world_size > 1:  # the signal may reach one rank only; saving is collective
-            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if stop:
+        # StopOnSigterm (which runs before checkpoint callbacks) marked this step as the last.
+        if sigterm_step(pl_module) == trainer.global_step and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-            self.saved_on_sigterm = trainer.global_step
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        # Written next to its final place, then renamed: a job killed mid-save leaves the previous
+        # last.ckpt whole. (Lightning writes via a temporary file in /tmp and moves it, which is a
+        # copy, not a rename, when the run directory is on another file system.)
+        tmp = f"{filepath}.tmp"
+        if trainer.is_global_zero and os.path.lexists(tmp):  # left by a job killed mid-save
+            remove_path(tmp)
+        trainer.strategy.barrier("last_checkpoint_clean")
+        trainer.save_checkpoint(tmp, self.save_weights_only)  # every rank; ends in a barrier
+        if trainer.is_global_zero:
+            replace_path(tmp, filepath)
+        trainer.strategy.barrier("last_checkpoint_in_place")
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
+
+
+def remove_path(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
+def replace_path(src: str, dst: str) -> None:
+    """Puts file or folder ``src`` at ``dst``. A file replaces a file in one rename; a folder
+    (sharded checkpoint) cannot be renamed over another path, so the old one is first moved aside
+    to ``dst.old`` and removed once the new one is in place (``newest_checkpoint`` still finds
+    ``dst.old`` if a crash falls between the two renames)."""
+    old = f"{dst}.old"
+    if os.path.lexists(old):
+        remove_path(old)
+    if os.path.isdir(dst) or (os.path.isdir(src) and os.path.lexists(dst)):
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if os.path.lexists(old):
+        remove_path(old)
 
 
 # Hyper-parameters that fix the shapes of the weights: a checkpoint resumes only into the same.

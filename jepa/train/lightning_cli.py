@@ -16,6 +16,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from ..data.datamodule import ImageDataModule
 from ..errors import JEPAError
 from .checkpointing import LastCheckpoint, resume_step
+from .graceful_stop import StopOnSigterm
 from .metrics_log import RunCSVLogger
 from .module import PretrainModule
 from .probe_eval import ProbeEvaluation
@@ -27,14 +28,24 @@ def _num_classes(data: ImageDataModule) -> int | None:
     return data.num_classes
 
 
+def _readable(path: Path) -> bool:
+    from ..export import read_checkpoint
+
+    try:
+        read_checkpoint(path, tensors=False)
+        return True
+    except JEPAError:
+        return False
+
+
 def newest_checkpoint(run_dir: str) -> Path | None:
-    """The newest of ``<run_dir>/hpc_ckpt_*.ckpt`` (written on SLURM preemption) and
-    ``<run_dir>/checkpoints/last.ckpt``, or None."""
-    candidates = list(Path(run_dir).glob("hpc_ckpt_*.ckpt"))
+    """The newest readable one of ``<run_dir>/hpc_ckpt_*.ckpt`` (written on SLURM preemption) and
+    ``<run_dir>/checkpoints/last.ckpt`` (or ``last.ckpt.old``, left if a job died while swapping a
+    sharded checkpoint into place), or None. A file cut short by a kill is passed over."""
     last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    if last.exists():
-        candidates.append(last)
-    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+    candidates = [*Path(run_dir).glob("hpc_ckpt_*.ckpt"), last, Path(f"{last}.old")]
+    existing = sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
+    return next((p for p in existing if _readable(p)), None)
 
 
 def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
@@ -84,10 +95,13 @@ class PretrainCLI(LightningCLI):
         # Check the resume checkpoint before anything is built, so a wrong path costs nothing.
         run_dir = str(self.config["run_dir"])
         self.resume_from = resolve_ckpt(self.config["ckpt_path"], run_dir)
-        existing = newest_checkpoint(run_dir) if self.config["ckpt_path"] is None else None
+        ckpt_path = self.config["ckpt_path"]
+        own = self.resume_from is not None and Path(run_dir).resolve() in Path(self.resume_from).resolve().parents
+        existing = newest_checkpoint(run_dir) if ckpt_path is None or (ckpt_path not in ("last", "auto") and not own) else None
         if existing is not None:
+            start = "" if ckpt_path is None else f"--ckpt_path {ckpt_path} is another run's checkpoint and "
             raise JEPAError(
-                f"{run_dir} already holds a run ({existing}): resume it with --ckpt_path last, or give "
+                f"{start}{run_dir} already holds a run ({existing}): resume it with --ckpt_path auto, or give "
                 "another --run_dir (delete the folder to start that run over)"
             )
         max_steps = self.config["trainer"].get("max_steps")
@@ -110,6 +124,7 @@ class PretrainCLI(LightningCLI):
         # The data module shards the data across ranks itself (and resumes mid-epoch).
         trainer_cfg["use_distributed_sampler"] = False
         callbacks = list(trainer_cfg.get("callbacks") or [])
+        callbacks.append(StopOnSigterm())
         callbacks.append(LastCheckpoint(run_dir, cfg["checkpoint_every_n_steps"]))
         callbacks.append(RunSummary(run_dir, batch_size=self.datamodule.batch_size))
         trainer_cfg["callbacks"] = callbacks

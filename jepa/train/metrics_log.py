@@ -10,12 +10,28 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 
-class _ContinuingWriter(ExperimentWriter):
-    """Keeps the rows logged before ``resume_step`` and appends after them.
+def _kept(row: dict[str, str | None], resume_step: int) -> bool:
+    """Whether a row of the interrupted run belongs before the checkpoint it resumes from.
 
-    Rows at or after the resume step were logged after the checkpoint was written; the resumed run
-    logs those steps again, so they are dropped rather than duplicated.
+    Training rows are logged at the number of optimizer steps done before them, so those at or
+    after ``resume_step`` were logged after the checkpoint and are logged again by the resumed run.
+    A probe evaluation at step S is logged at S but runs before checkpoint S is written, so it is
+    in the checkpoint and is not repeated: it stays. Rows cut short by a kill are dropped.
     """
+    if None in row or any(v is None for v in row.values()):
+        return False
+    try:
+        step = int(float(row.get("step") or ""))
+    except ValueError:
+        return False
+    if step < resume_step:
+        return True
+    filled = [k for k, v in row.items() if v not in ("", None) and k not in ("step", "epoch")]
+    return step == resume_step and bool(filled) and all(k.startswith("probe/") for k in filled)
+
+
+class _ContinuingWriter(ExperimentWriter):
+    """Keeps the rows of the interrupted run that precede the checkpoint and appends after them."""
 
     def __init__(self, log_dir: str, resume_step: int | None) -> None:
         self.resume_step = resume_step
@@ -28,7 +44,7 @@ class _ContinuingWriter(ExperimentWriter):
         with open(self.metrics_file_path, newline="") as f:
             reader = csv.DictReader(f)
             keys = list(reader.fieldnames or [])
-            rows = [r for r in reader if r.get("step") not in (None, "") and int(float(r["step"])) < self.resume_step]
+            rows = [r for r in reader if _kept(r, self.resume_step)]
         tmp = f"{self.metrics_file_path}.tmp{os.getpid()}"
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=sorted(keys))  # Lightning appends in sorted-key order
@@ -42,7 +58,8 @@ class RunCSVLogger(CSVLogger):
     """CSVLogger writing ``<run_dir>/metrics.csv``; a resumed run continues the file of its run."""
 
     def __init__(self, run_dir: str, resume_step: int | None = None) -> None:
-        super().__init__(run_dir, name="", version="")
+        # Rows reach the file every step, so a killed job loses none of the steps it checkpointed.
+        super().__init__(run_dir, name="", version="", flush_logs_every_n_steps=1)
         self.resume_step = resume_step
 
     @property

@@ -13,6 +13,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ..errors import JEPAError
 from .config_errors import config_error_line
+from .graceful_stop import sigterm_step
 from .lightning_cli import PretrainCLI
 
 _LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
@@ -58,19 +59,24 @@ def pretrain(args: list[str]) -> int:
     try:
         cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.resume_from, weights_only=True)
     except SIGTERMException:
-        # Lightning ends a SIGTERM'd fit with SystemExit(0); a stopped run must not look finished.
-        step = cli.trainer.global_step
+        # Lightning's own SIGTERM stop (under SLURM auto-requeue) ends fit with SystemExit(0); a
+        # stopped run must not look finished. SIGUSR1 has written hpc_ckpt_*.ckpt before this.
         if cli.trainer.is_global_zero:
-            print(f"stopped by SIGTERM at step {step}: checkpoint written to {run_dir}/checkpoints/last.ckpt; "
-                  "continue with --ckpt_path last", file=sys.stderr, flush=True)
+            print(f"stopped by SIGTERM at step {cli.trainer.global_step}; a requeued job continues from "
+                  f"the newest checkpoint in {run_dir} (--ckpt_path auto)", file=sys.stderr, flush=True)
+        close_process_group(wait=False)
         return 128 + signal.SIGTERM
+    close_process_group()
+    stopped = sigterm_step(cli.model)
     if cli.trainer.is_global_zero:
         report(cli, run_dir)
-    close_process_group()
-    return 0
+        if stopped is not None:
+            print(f"stopped by SIGTERM at step {stopped}: {run_dir}/checkpoints/last.ckpt holds that step; "
+                  "continue with --ckpt_path last", file=sys.stderr, flush=True)
+    return 0 if stopped is None else 128 + signal.SIGTERM
 
 
-def close_process_group() -> None:
+def close_process_group(wait: bool = True) -> None:
     """Waits for every rank, then tears the process group down before the interpreter exits.
 
     Left to interpreter shutdown, a rank whose peer has already exited can abort in gloo's
@@ -80,7 +86,8 @@ def close_process_group() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

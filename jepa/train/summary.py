@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from .graceful_stop import sigterm_step
 from .probe_eval import ProbeEvaluation
 
 
@@ -100,7 +101,8 @@ class RunSummary(pl.Callback):
         }
 
     def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        data = self.summary(trainer, module, "finished")
+        stopped = sigterm_step(module)
+        data = self.summary(trainer, module, "finished" if stopped is None else f"stopped by SIGTERM at step {stopped}")
         if trainer.is_global_zero:
             write_json_atomic(self.path, data)
 
