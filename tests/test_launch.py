@@ -221,10 +221,20 @@ def test_fsdp_config_parses_and_strategy_wraps_blocks(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP needs a GPU")
 def test_fsdp_trains_on_gpu(tmp_path):
-    cfg = write_tiny_config(tmp_path, steps=3)
-    result = jepa("pretrain", "--config", str(cfg), "--trainer.accelerator", "gpu", "--trainer.strategy", "jepa_fsdp",
-                  "--trainer.precision", "bf16-mixed")
+    cfg = write_tiny_config(tmp_path, steps=3)  # sharded last.ckpt at step 2, replaced at step 3
+    gpu = ["--trainer.accelerator", "gpu", "--trainer.strategy", "jepa_fsdp", "--trainer.precision", "bf16-mixed"]
+    result = jepa("pretrain", "--config", str(cfg), *gpu)
     assert result.returncode == 0, result.stderr[-2000:]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert last.is_dir() and (last / "meta.pt").is_file()
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.ckpt"]  # no .tmp or .old left
+    assert torch.load(last / "meta.pt", weights_only=True)["global_step"] == 3
+    exported = jepa("export", str(last), str(tmp_path / "export"))
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    resumed = jepa("pretrain", "--config", str(cfg), *gpu, "--ckpt_path", "auto", "--trainer.max_steps", "5")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 5 and summary["steps_this_run"] == 2
 
 
 def test_sigterm_to_one_of_two_ranks_stops_both_at_the_same_step(tmp_path):
