@@ -26,8 +26,12 @@ def with_callbacks(cfg_path, callbacks):
 
 
 def test_pretrain_writes_the_run_directory(tmp_path, capsys):
+    import signal
+
     cfg = write_tiny_config(tmp_path, steps=4)
+    handler = signal.getsignal(signal.SIGTERM)
     assert main(["pretrain", "--config", str(cfg)]) == 0
+    assert signal.getsignal(signal.SIGTERM) is handler  # nothing of the run's SIGTERM handling outlives it
     run = tmp_path / "run"
     for name in ("config.yaml", "checkpoints/last.ckpt", "metrics.csv", "summary.json"):
         assert (run / name).is_file(), name
@@ -112,6 +116,11 @@ def test_a_run_directory_is_never_silently_replaced(tmp_path):
 
     assert newest_checkpoint(str(tmp_path / "run")) == last
     assert not (tmp_path / "run" / "checkpoints" / "last.ckpt.tmp").exists()
+    # With nothing readable left, --ckpt_path auto refuses instead of starting the run over.
+    last.write_bytes(saved[:100])
+    result = run_cli("pretrain", "--config", str(cfg), "--probe.enabled", "false", "--ckpt_path", "auto")
+    assert result.returncode == 2 and "no readable checkpoint in" in result.stderr, result.stderr[-2000:]
+    assert last.read_bytes() == saved[:100] and (tmp_path / "run" / "metrics.csv").is_file()
 
 
 def test_sigterm_saves_the_step_and_exits_nonzero(tmp_path):

@@ -40,7 +40,10 @@ class LastCheckpoint(ModelCheckpoint):
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
-        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        # The last step is saved by on_train_end, after the final probe evaluation: a periodic save
+        # here would let a job killed in between resume at max_steps with that evaluation missing.
+        if not trainer.max_steps or trainer.global_step < trainer.max_steps:
+            super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         # StopOnSigterm (which runs before checkpoint callbacks) marked this step as the last.
         if sigterm_step(pl_module) == trainer.global_step and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
@@ -77,12 +80,12 @@ def replace_path(src: str, dst: str) -> None:
     to ``dst.old`` and removed once the new one is in place (``newest_checkpoint`` still finds
     ``dst.old`` if a crash falls between the two renames)."""
     old = f"{dst}.old"
-    if os.path.lexists(old):
-        remove_path(old)
     if os.path.isdir(dst) or (os.path.isdir(src) and os.path.lexists(dst)):
+        if os.path.lexists(old):  # dst is whole, so an old copy is stale
+            remove_path(old)
         os.replace(dst, old)
     os.replace(src, dst)
-    if os.path.lexists(old):
+    if os.path.lexists(old):  # only once the new one is in place
         remove_path(old)
 
 

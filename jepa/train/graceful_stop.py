@@ -28,7 +28,9 @@ class StopOnSigterm(pl.Callback):
     def __init__(self) -> None:
         self.requested = False
         self._previous: Any = None
+        self._handle: Any = None
         self._installed = False
+        self._step_seen = 0
 
     def _handler(self, trainer: pl.Trainer) -> Any:
         def handle(signum: int, frame: Any) -> None:
@@ -46,11 +48,23 @@ class StopOnSigterm(pl.Callback):
             return
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread
-        self._previous = signal.signal(signal.SIGTERM, self._handler(trainer))
+        self._handle = self._handler(trainer)
+        self._previous = signal.signal(signal.SIGTERM, self._handle)
         self._installed = True
+        self._step_seen = trainer.global_step
+        # A SIGTERM that came while data was being set up reached Lightning's handler: take it over.
+        if trainer.received_sigterm:
+            self.requested = True
+            trainer._signal_connector.received_sigterm = False
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
-        if not self._installed:
+        if not self._installed or sigterm_step(module) is not None:
+            return
+        # Only at an optimizer step (not inside gradient accumulation), and not at the last step,
+        # which ends the run normally anyway (final probe and save included). Every rank takes the
+        # same branch here, so the all-reduce below is reached by all or none.
+        stepped, self._step_seen = trainer.global_step != self._step_seen, trainer.global_step
+        if not stepped or trainer.global_step >= (trainer.max_steps or 0) > 0:
             return
         stop = self.requested
         if trainer.world_size > 1:
@@ -59,7 +73,19 @@ class StopOnSigterm(pl.Callback):
             module.sigterm_step = trainer.global_step  # LastCheckpoint saves this step next
             trainer.should_stop = True
 
-    def teardown(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
+    def _restore(self) -> None:
+        # Before Lightning's teardown restores its own saved handlers, and only if ours is still
+        # the one installed: the process must not keep a handler that outlives the run.
         if self._installed:
-            signal.signal(signal.SIGTERM, self._previous)
+            if signal.getsignal(signal.SIGTERM) is self._handle:
+                signal.signal(signal.SIGTERM, self._previous)
             self._installed = False
+
+    def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def teardown(self, trainer: pl.Trainer, module: pl.LightningModule, stage: str) -> None:
+        self._restore()

@@ -38,14 +38,25 @@ def _readable(path: Path) -> bool:
         return False
 
 
-def newest_checkpoint(run_dir: str) -> Path | None:
-    """The newest readable one of ``<run_dir>/hpc_ckpt_*.ckpt`` (written on SLURM preemption) and
-    ``<run_dir>/checkpoints/last.ckpt`` (or ``last.ckpt.old``, left if a job died while swapping a
-    sharded checkpoint into place), or None. A file cut short by a kill is passed over."""
+def checkpoints_in(run_dir: str) -> list[Path]:
+    """Checkpoints in a run directory, newest first: ``hpc_ckpt_*.ckpt`` (written on SLURM
+    preemption), ``checkpoints/last.ckpt``, and ``last.ckpt.old`` (left if a job died while
+    swapping a sharded checkpoint into place)."""
     last = Path(run_dir) / "checkpoints" / "last.ckpt"
     candidates = [*Path(run_dir).glob("hpc_ckpt_*.ckpt"), last, Path(f"{last}.old")]
-    existing = sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
-    return next((p for p in existing if _readable(p)), None)
+    return sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def newest_checkpoint(run_dir: str) -> Path | None:
+    """The newest readable checkpoint of ``run_dir`` (a file cut short by a kill is passed over),
+    or None when there is none at all; refuses a run directory whose checkpoints are all unreadable
+    rather than starting that run over."""
+    existing = checkpoints_in(run_dir)
+    newest = next((p for p in existing if _readable(p)), None)
+    if existing and newest is None:
+        raise JEPAError(f"no readable checkpoint in {run_dir} ({', '.join(map(str, existing))}): "
+                        "check the files, or give another --run_dir")
+    return newest
 
 
 def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
@@ -97,11 +108,11 @@ class PretrainCLI(LightningCLI):
         self.resume_from = resolve_ckpt(self.config["ckpt_path"], run_dir)
         ckpt_path = self.config["ckpt_path"]
         own = self.resume_from is not None and Path(run_dir).resolve() in Path(self.resume_from).resolve().parents
-        existing = newest_checkpoint(run_dir) if ckpt_path is None or (ckpt_path not in ("last", "auto") and not own) else None
-        if existing is not None:
+        existing = checkpoints_in(run_dir) if ckpt_path is None or (ckpt_path not in ("last", "auto") and not own) else []
+        if existing:
             start = "" if ckpt_path is None else f"--ckpt_path {ckpt_path} is another run's checkpoint and "
             raise JEPAError(
-                f"{start}{run_dir} already holds a run ({existing}): resume it with --ckpt_path auto, or give "
+                f"{start}{run_dir} already holds a run ({existing[0]}): resume it with --ckpt_path auto, or give "
                 "another --run_dir (delete the folder to start that run over)"
             )
         max_steps = self.config["trainer"].get("max_steps")
