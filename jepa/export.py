@@ -279,8 +279,7 @@ def timm_encoder(directory: str | Path) -> nn.Module:
     import timm
 
     directory = Path(directory)
-    load_encoder(directory)  # validates files, checksum and shapes first
-    config = _read_config(directory)
+    config = load_encoder(directory).config  # validates files, checksum and shapes first
     return timm.create_model(
         "vit_base_patch16_224",
         pretrained=True,

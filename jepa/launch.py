@@ -41,15 +41,6 @@ def _read_config(path: str) -> dict[str, Any]:
         raise JEPAError(f"{path} is not valid YAML ({str(exn).splitlines()[0]})") from None
 
 
-def _override(extra: list[str], key: str) -> str | None:
-    for i, arg in enumerate(extra):
-        if arg == f"--{key}" and i + 1 < len(extra):
-            return extra[i + 1]
-        if arg.startswith(f"--{key}="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def apply_overrides(cfg: dict[str, Any], extra: list[str]) -> dict[str, Any]:
     """``cfg`` with the dotted ``--a.b value`` / ``--a.b=value`` overrides of ``extra`` applied, so
     that the launch checks see what the job will run with."""
@@ -138,7 +129,7 @@ def _plan(args: argparse.Namespace, nodes: int, devices: int, flag: str) -> tupl
         extra = extra[1:]
     cfg = apply_overrides(_read_config(args.config), extra)
     check_devices(cfg, nodes, devices, args.config, flag)
-    run_dir = Path(_override(extra, "run_dir") or cfg.get("run_dir") or "runs/default").resolve()
+    run_dir = Path(str(cfg.get("run_dir") or "runs/default")).resolve()  # --run_dir overrides applied
     check_run_dir(run_dir, cfg)
     extra = [a for i, a in enumerate(extra) if not (a == "--run_dir" or a.startswith("--run_dir=")
                                                      or (i and extra[i - 1] == "--run_dir"))]

@@ -145,4 +145,4 @@ def test_cifar_shards_load_with_labels_and_classes():
     batch = next(iter(dm.train_dataloader()))
     assert batch["images"].shape == (16, 3, 32, 32) and batch["labels"].max() < 10
     fit, score = dm.probe_dataloaders()
-    assert sum(len(y) for _, y in score) == 50
+    assert sum(len(y) for _, y, _ in score) == 50

@@ -236,3 +236,23 @@ def test_export_command_refuses_non_checkpoint(tmp_path):
     result = subprocess.run([sys.executable, "-m", "jepa.cli", "export", str(tmp_path / "x.ckpt"), str(tmp_path / "o")],
                             capture_output=True, text=True, timeout=120)
     _one_line_error(result, "is not a checkpoint of this framework")
+
+
+def test_probe_skips_counts_and_reports_undecodable_images(trained, tmp_path):
+    from PIL import Image
+
+    _, export = trained
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (16, 16), (40 * i, 200 if c == "a" else 0, 0)).save(tmp_path / "imgs" / c / f"{i}.png")
+    (tmp_path / "imgs" / "a" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    args = ["knn", "--encoder", str(export), "--train", str(tmp_path / "imgs"), "--val", str(tmp_path / "imgs"),
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    for _ in range(2):  # extracted, then from the cache: the count survives caching
+        result = run_probe(*args)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "skipped 2 inputs that failed to load" in result.stdout  # once in --train, once in --val
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+        assert summary["skipped_inputs"]["count"] == 2 and "broken.jpg" in summary["skipped_inputs"]["examples"][0]
+        assert json.loads((tmp_path / "out" / "probe.json").read_text())["results"]["pretrained"]["train_samples"] == 8

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -12,8 +10,9 @@ from ..errors import JEPAError
 from ..masks.collator import MaskCollator
 from ..masks.multiblock import MultiBlockConfig, MultiBlockMasker
 from ..models.vit import patch_grid, to_2tuple
-from .sampling import AugmentedImages, EvalImages, ResumableLoader, StepBatchSampler
-from .shards import ShardEvalStream, ShardTrainStream, count_samples
+from .eval_loader import eval_loader
+from .sampling import AugmentedImages, ResumableLoader, StepBatchSampler
+from .shards import ShardTrainStream, count_samples
 from .spec import ImageData, open_image_data
 from .transforms import EvalTransform, TrainTransform
 
@@ -124,17 +123,8 @@ class ImageDataModule(pl.LightningDataModule):
         return loader
 
     def _eval_loader(self, data: ImageData, limit: int, subset_seed: int | None) -> DataLoader:
-        transform = EvalTransform(self.image_size)
-        if data.is_stream:
-            dataset = ShardEvalStream(data.urls, transform, limit)
-        else:
-            n = len(data.source)
-            if subset_seed is not None and limit < n:
-                indices = sorted(random.Random(subset_seed).sample(range(n), limit))
-            else:
-                indices = list(range(min(limit, n)))
-            dataset = EvalImages(data.source, transform, indices)
-        return DataLoader(dataset, batch_size=max(self.batch_size, 64), num_workers=self.num_workers)
+        return eval_loader(data, EvalTransform(self.image_size), limit, max(self.batch_size, 64), self.num_workers,
+                           subset_seed)
 
     def probe_dataloaders(self) -> tuple[DataLoader, DataLoader] | None:
         """(fit, score) loaders of labelled, un-augmented images for probe evaluation, or None

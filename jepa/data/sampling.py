@@ -99,7 +99,8 @@ class AugmentedImages(Dataset):
 
 
 class EvalImages(Dataset):
-    """Deterministic (image tensor, label) pairs for feature extraction; refuses unlabelled data."""
+    """Deterministic (image tensor, label) pairs for feature extraction; refuses unlabelled data.
+    Batch them with ``eval_loader.collate_eval``."""
 
     def __init__(self, source: ImageSource, transform: EvalTransform, indices: list[int] | None = None) -> None:
         self.source = source
@@ -109,9 +110,13 @@ class EvalImages(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int | str]:
+        """(image, label), or (None, why) for an input that failed to load (see collate_eval)."""
         index = self.indices[i]
-        img, label = self.source.load(index)
+        try:
+            img, label = self.source.load(index)
+        except Exception as exn:  # decode errors of any kind: skipped, counted by the caller
+            return None, f"{self.source.describe(index)}: {type(exn).__name__}: {exn}"
         if label is None:
             raise JEPAError(f"{self.source.describe(index)} has no label: probes need labelled data")
         return self.transform(img), label

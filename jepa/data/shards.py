@@ -177,7 +177,8 @@ class ShardTrainStream(IterableDataset):
 
 class ShardEvalStream(IterableDataset):
     """The first ``limit`` decodable samples of ``urls`` in order, as (image tensor, label) pairs.
-    Shards are split across workers; undecodable samples are skipped with a warning."""
+    Shards are split across workers; an undecodable sample yields (None, why), which
+    ``eval_loader.collate_eval`` drops and reports."""
 
     def __init__(self, urls: list[str], transform: EvalTransform, limit: int | None = None) -> None:
         super().__init__()
@@ -197,8 +198,8 @@ class ShardEvalStream(IterableDataset):
                     return
                 try:
                     img, label = decode_image(raw)
-                except Exception as exn:
-                    warnings.warn(f"skipped {raw.get('__url__')}:{raw.get('__key__')}: {exn}", stacklevel=1)
+                except Exception as exn:  # skipped; collate_eval hands the reason on to be counted
+                    yield None, f"{raw.get('__url__')}:{raw.get('__key__')}: {type(exn).__name__}: {exn}"
                     continue
                 if label is None:
                     raise JEPAError(f"shards {self.urls[0]} ... have no labels (.cls): probes need labelled data")

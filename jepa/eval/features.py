@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
-from ..data.sampling import EvalImages
-from ..data.shards import ShardEvalStream
+from ..data.eval_loader import eval_loader
 from ..data.spec import ImageData
 from ..data.transforms import EvalTransform
 from ..errors import JEPAError
 from ..export import FrozenEncoder
 
-CACHE_VERSION = 1
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 2  # 2: skipped inputs recorded in the metadata
 Backbone = Literal["encoder", "random", "pixels"]
 
 
@@ -34,10 +37,11 @@ class Features:
     pooled4: torch.Tensor  # [N, 4D] concatenated averages of the last 4 layers
     labels: torch.Tensor  # [N]
     tokens: torch.Tensor | None = None  # [N, T, D] last layer (float16), attentive probe only
+    skipped: list[str] = field(default_factory=list)  # inputs that failed to decode, and why
 
     def subset(self, idx: torch.Tensor) -> Features:
         tokens = self.tokens[idx] if self.tokens is not None else None
-        return Features(self.pooled[idx], self.pooled4[idx], self.labels[idx], tokens)
+        return replace(self, pooled=self.pooled[idx], pooled4=self.pooled4[idx], labels=self.labels[idx], tokens=tokens)
 
 
 def default_cache_dir() -> Path:
@@ -53,15 +57,6 @@ def cache_key(backbone_id: str, data: ImageData, split: str, image_size: tuple[i
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _loader(data: ImageData, transform: EvalTransform, limit: int | None, batch_size: int, workers: int) -> DataLoader:
-    if data.is_stream:
-        dataset = ShardEvalStream(data.urls, transform, limit)
-    else:
-        n = len(data.source) if limit is None else min(limit, len(data.source))
-        dataset = EvalImages(data.source, transform, list(range(n)))
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-
-
 def _patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     b, c, h, w = images.shape
     x = images.reshape(b, c, h // patch, patch, w // patch, patch)
@@ -71,14 +66,19 @@ def _patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
 @torch.no_grad()
 def _extract(backbone: FrozenEncoder | None, patch: int, loader: DataLoader, limit: int | None, tokens: bool,
              device: torch.device) -> Features:
-    pooled, pooled4, labels, toks = [], [], [], []
+    pooled, pooled4, labels, toks, skipped = [], [], [], [], []
     seen = 0
-    for images, y in loader:
+    for images, y, reasons in loader:
+        for reason in reasons:
+            log.warning("skipped an input that failed to load: %s", reason)
+        skipped.extend(reasons)
+        if images is None:
+            continue
         images = images.to(device)
         if backbone is None:  # raw pixels
-            flat = images.flatten(1)
-            pooled.append(flat.cpu())
-            pooled4.append(flat.cpu())
+            flat = images.flatten(1).cpu()
+            pooled.append(flat)
+            pooled4.append(flat)
             if tokens:
                 toks.append(_patchify(images, patch).half().cpu())
         else:
@@ -87,13 +87,14 @@ def _extract(backbone: FrozenEncoder | None, patch: int, loader: DataLoader, lim
             pooled4.append(torch.cat([t.mean(1) for t in layers], dim=1).float().cpu())
             if tokens:
                 toks.append(layers[-1].half().cpu())
-        labels.append(torch.as_tensor(y))
+        labels.append(y)
         seen += images.shape[0]
         if limit is not None and seen >= limit:
             break
     if not labels:
         raise JEPAError("the data yielded no images")
-    out = Features(torch.cat(pooled), torch.cat(pooled4), torch.cat(labels).long(), torch.cat(toks) if tokens else None)
+    out = Features(torch.cat(pooled), torch.cat(pooled4), torch.cat(labels).long(), torch.cat(toks) if tokens else None,
+                   skipped)
     return out.subset(torch.arange(min(limit, len(out.labels)))) if limit is not None else out
 
 
@@ -122,16 +123,17 @@ def extract_features(
     path = Path(cache_dir or default_cache_dir()) / f"{key}.safetensors"
     if path.is_file():
         t = load_file(str(path))
-        return Features(t["pooled"], t["pooled4"], t["labels"], t.get("tokens")), True
-    transform = EvalTransform(image_size, *normalization)
-    loader = _loader(data, transform, limit, batch_size, workers)
+        with safe_open(str(path), "pt") as f:
+            skipped = json.loads((f.metadata() or {}).get("skipped", "[]"))
+        return Features(t["pooled"], t["pooled4"], t["labels"], t.get("tokens"), skipped), True
+    loader = eval_loader(data, EvalTransform(image_size, *normalization), limit, batch_size, workers)
     feats = _extract(backbone, patch_size, loader, limit, tokens, torch.device(device))
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"pooled": feats.pooled, "pooled4": feats.pooled4, "labels": feats.labels}
     if feats.tokens is not None:
         tensors["tokens"] = feats.tokens
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"skipped": json.dumps(feats.skipped)})
     os.replace(tmp, path)
     return feats, False
 

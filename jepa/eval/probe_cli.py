@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,7 @@ def probe_main(argv: list[str]) -> int:
         va, hit_va = extract_features(backbone, backbone_id, val_data, "val", limit=args.max_val, **common)
         cached_any |= hit_tr or hit_va
         if remap is not None:
-            va = Features(va.pooled, va.pooled4, remap[va.labels], va.tokens)
+            va = replace(va, labels=remap[va.labels])
         missing = sorted(set(va.labels.tolist()) - set(tr.labels.tolist()))
         if missing:
             label = classes[missing[0]] if classes and missing[0] < len(classes) else missing[0]
@@ -173,6 +174,7 @@ def probe_main(argv: list[str]) -> int:
                          "grid": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
                          "train_samples": len(tr.labels), "val_samples": len(va.labels)}
         if name == "pretrained":
+            skipped = tr.skipped + va.skipped  # the baselines read the same inputs
             cm = confusion_matrix(best["_pred"], va.labels, num_classes)
             save_confusion_png(cm, classes, out_dir / "confusion.png",
                                f"{args.kind} probe, {100 * best['val_acc']:.1f}% ({_setting(args.kind, best)})")
@@ -190,8 +192,10 @@ def probe_main(argv: list[str]) -> int:
     (out_dir / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
     summary = {"command": " ".join(["jepa", "probe", *argv]), "wall_time_s": round(time.perf_counter() - t0, 2),
                "features_from_cache": cached_any, "headline": {r["backbone"]: r["val_acc"] for r in table},
-               "skipped_inputs": {"count": 0}}
+               "skipped_inputs": {"count": len(skipped), "examples": skipped[:20]}}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(format_table(table))
+    if skipped:
+        print(f"skipped {len(skipped)} inputs that failed to load (listed in summary.json)", file=sys.stdout)
     print(f"written to {out_dir} (probe.json, confusion.png, summary.json)", file=sys.stdout)
     return 0

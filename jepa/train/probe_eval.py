@@ -52,7 +52,12 @@ class ProbeEvaluation(pl.Callback):
         # Small probe sets are decoded once and kept; large ones are re-read each time.
         if name in self._cache:
             return self._cache[name]
-        batches = [(x, torch.as_tensor(y)) for x, y in loader]
+        batches = []
+        for x, y, skipped in loader:
+            for reason in skipped:
+                log.warning("probe evaluation skipped an input that failed to load: %s", reason)
+            if x is not None:
+                batches.append((x, y))
         if sum(x.numel() for x, _ in batches) * 4 < 512 * 2**20:
             self._cache[name] = batches
         return batches
