@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .errors import JEPAError
+from .stopping import RunAborted
 
 USAGE = """usage: jepa <command> [args]
 
@@ -67,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             return bench_main(rest)
     except JEPAError as exn:
         return _fail(str(exn))
-    except KeyboardInterrupt:
-        return _fail("interrupted")
+    except (KeyboardInterrupt, RunAborted):
+        print("interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
     return _fail(f"unknown command {command!r}\n{USAGE}")
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
+import time
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.io import TorchCheckpointIO
 
 
 class StopAt(pl.Callback):
@@ -46,3 +50,71 @@ class Record(pl.Callback):
 def read_records(path: str, rank: int = 0) -> list[dict]:
     with open(f"{path}.rank{rank}") as f:
         return [json.loads(line) for line in f]
+
+
+class PauseAt(pl.Callback):
+    """At optimizer step ``step``: touches ``ready`` (``ready.rank<r>``), then waits for ``go`` to
+    exist, so that a test can deliver signals at a known step while the data workers are alive."""
+
+    def __init__(self, step: int, ready: str, go: str, timeout: float = 120.0) -> None:
+        self.step, self.ready, self.go, self.timeout = step, ready, go, timeout
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step != self.step:
+            return
+        with open(f"{self.ready}.rank{trainer.global_rank}", "w"):
+            pass
+        deadline = time.time() + self.timeout
+        while not os.path.exists(self.go) and time.time() < deadline:
+            time.sleep(0.05)
+
+
+class FailingCheckpointIO(TorchCheckpointIO):
+    """Checkpoint writes that fail from the ``fail_at``-th on, as on a full disk: part of the file
+    is written, then ``OSError(errno)``."""
+
+    def __init__(self, fail_at: int, error: str = "ENOSPC") -> None:
+        super().__init__()
+        self.fail_at, self.error, self.saves = fail_at, getattr(errno, error), 0
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        self.saves += 1
+        if self.saves < self.fail_at:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        with open(path, "wb") as f:
+            f.write(b"\x80\x02partial")
+        raise OSError(self.error, os.strerror(self.error), str(path))
+
+
+class SlowCheckpointIO(TorchCheckpointIO):
+    """The ``slow_at``-th checkpoint write stops half-way for a minute (touching ``ready``), so that
+    a test can kill the job in the middle of a save."""
+
+    def __init__(self, slow_at: int, ready: str) -> None:
+        super().__init__()
+        self.slow_at, self.ready, self.saves = slow_at, ready, 0
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        self.saves += 1
+        if self.saves != self.slow_at:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        data = buffer.getvalue()
+        with open(path, "wb") as f:
+            f.write(data[: len(data) // 2])
+            f.flush()
+            with open(self.ready, "w"):
+                pass
+            time.sleep(60)
+            f.write(data[len(data) // 2 :])
+
+
+class SignalAtSetup(pl.Callback):
+    """Sends ``signal`` to this process while the trainer is being set up, before the first step."""
+
+    def __init__(self, signal: int) -> None:
+        self.signal = signal
+
+    def setup(self, trainer, module, stage) -> None:
+        os.kill(os.getpid(), self.signal)

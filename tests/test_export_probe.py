@@ -256,3 +256,31 @@ def test_probe_skips_counts_and_reports_undecodable_images(trained, tmp_path):
         summary = json.loads((tmp_path / "out" / "summary.json").read_text())
         assert summary["skipped_inputs"]["count"] == 2 and "broken.jpg" in summary["skipped_inputs"]["examples"][0]
         assert json.loads((tmp_path / "out" / "probe.json").read_text())["results"]["pretrained"]["train_samples"] == 8
+
+
+@pytest.mark.slow
+def test_probe_stops_cleanly_when_its_process_group_gets_sigterm(trained, tmp_path):
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    _, export = trained
+    cmd = [sys.executable, "-m", "jepa.cli", "probe", "linear", "--encoder", str(export), "--train", "builtin:shapes",
+           "--val", "builtin:shapes", "--max-train", "20000", "--max-val", "100", "--workers", "2",
+           "--batch-size", "16", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while len(Path(f"/proc/{job.pid}/task/{job.pid}/children").read_text().split()) < 2:
+            assert job.poll() is None and time.time() < deadline, job.stderr.read()[-2000:]
+            time.sleep(0.05)
+        time.sleep(0.5)  # the workers are loading
+        os.killpg(job.pid, signal.SIGTERM)
+        _, err = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    assert job.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and "killed by signal" not in err, err[-2000:]
+    assert "stopped by SIGTERM: nothing was written to the probe folder" in err.strip().splitlines()[-1]
+    assert not (tmp_path / "out" / "probe.json").exists()

@@ -160,17 +160,18 @@ def test_sigusr1_checkpoints_requeues_and_the_next_start_resumes(tmp_path):
                 break
             assert job.poll() is None, job.stderr.read()[-2000:]
             time.sleep(0.5)
-        job.send_signal(signal.SIGUSR1)
-        while time.time() < deadline and not calls.exists():
-            time.sleep(0.2)
-        assert calls.read_text().split() == ["requeue", "90210"]
+        job.send_signal(signal.SIGUSR1)  # SLURM's warning before the time limit (--signal=SIGUSR1@90)
+        _, err = job.communicate(timeout=120)
     finally:
-        job.kill()  # what `scontrol requeue` does to the running job
-        job.wait()
-    hpc = sorted(run_dir.glob("hpc_ckpt_*.ckpt"))
-    assert len(hpc) == 1
-    saved_step = torch.load(hpc[0], weights_only=True)["global_step"]
-    assert saved_step >= 3
+        job.kill()
+    # The step in hand is finished and saved, then the job is requeued, and it exits 128 + SIGUSR1.
+    assert job.returncode == 128 + signal.SIGUSR1, err[-2000:]
+    assert calls.read_text().split() == ["requeue", "90210"]
+    saved_step = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert saved_step >= 3 and saved_step == [r for r in read_records(tmp_path / "rec.jsonl") if "loss" in r][-1]["step"]
+    assert f"stopped by SIGUSR1 at step {saved_step}" in err and "the job was requeued" in err
+    stop = json.loads((run_dir / "summary.json").read_text())["stop"]
+    assert stop["signal"] == "SIGUSR1" and stop["requeued"] is True and stop["step"] == saved_step
     (tmp_path / "rec.jsonl.rank0").unlink()
     # The requeued job runs the same command; it stops after two more steps here.
     restarted = with_callbacks(write_tiny_config(tmp_path, steps=10_000, ckpt_every=10_000),

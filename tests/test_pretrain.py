@@ -156,6 +156,18 @@ def test_sigterm_saves_the_step_and_exits_nonzero(tmp_path):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps_this_run"] == 1
 
 
+def test_a_signal_during_set_up_stops_the_run_at_its_first_step(tmp_path):
+    import signal
+
+    cfg = with_callbacks(write_tiny_config(tmp_path, steps=5),
+                         "  callbacks:\n    - class_path: helpers.SignalAtSetup\n      init_args: {signal: 15}\n")
+    handler = signal.getsignal(signal.SIGTERM)
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 143
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 1
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "stopped by SIGTERM at step 1"
+
+
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "jepa.cli", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300)

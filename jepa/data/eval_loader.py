@@ -15,6 +15,7 @@ from .sampling import EvalImages
 from .shards import ShardEvalStream
 from .spec import ImageData
 from .transforms import EvalTransform
+from .workers import WorkerSafeLoader
 
 
 def collate_eval(batch: list[tuple[torch.Tensor | None, int | str]]) -> tuple[torch.Tensor | None, torch.Tensor, list[str]]:
@@ -39,4 +40,4 @@ def eval_loader(data: ImageData, transform: EvalTransform, limit: int | None, ba
         else:
             indices = list(range(n if limit is None else min(limit, n)))
         dataset = EvalImages(data.source, transform, indices)
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_eval)
+    return WorkerSafeLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_eval)

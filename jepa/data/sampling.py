@@ -9,11 +9,12 @@ from typing import Any, Protocol
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from ..errors import JEPAError
 from ..masks.multiblock import mix_seed
 from .transforms import EvalTransform, TrainTransform
+from .workers import WorkerSafeLoader
 
 
 class ImageSource(Protocol):
@@ -122,7 +123,7 @@ class EvalImages(Dataset):
         return self.transform(img), label
 
 
-class ResumableLoader(DataLoader):
+class ResumableLoader(WorkerSafeLoader):
     """A DataLoader whose batches continue from a global batch number ``position``.
 
     ``position`` is set from the restored trainer step when the loader is built; every ``iter()``

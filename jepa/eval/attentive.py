@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..stopping import raise_if_stop_requested
+
 
 class AttentiveProbe(nn.Module):
     """Cross-attention pooling with one learned query token, an MLP block, and a linear classifier."""
@@ -42,7 +44,8 @@ def train_attentive_probe(
     num_heads: int = 4,
     seed: int = 0,
 ) -> AttentiveProbe:
-    """Trains an attentive probe on cached tokens [N, T, D] with AdamW and a cosine schedule."""
+    """Trains an attentive probe on cached tokens [N, T, D] with AdamW and a cosine schedule
+    (``jepa probe`` ends before an epoch when asked to stop)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -53,6 +56,7 @@ def train_attentive_probe(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
     probe.train()
     for _ in range(epochs):
+        raise_if_stop_requested()
         perm = torch.randperm(n, generator=gen).to(train_tokens.device)
         for idx in perm.split(batch_size):
             loss = F.cross_entropy(probe(train_tokens[idx]), train_y[idx])

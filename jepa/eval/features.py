@@ -24,6 +24,7 @@ from ..data.spec import ImageData
 from ..data.transforms import EvalTransform
 from ..errors import JEPAError
 from ..export import FrozenEncoder
+from ..stopping import raise_if_stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def _extract(backbone: FrozenEncoder | None, patch: int, loader: DataLoader, lim
     pooled, pooled4, labels, toks, skipped = [], [], [], [], []
     seen = 0
     for images, y, reasons in loader:
+        raise_if_stop_requested()  # extraction is jepa probe's longest part: stop between batches
         for reason in reasons:
             log.warning("skipped an input that failed to load: %s", reason)
         skipped.extend(reasons)

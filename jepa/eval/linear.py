@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -47,9 +48,11 @@ def fit_linear_grid(
     epochs: int = 50,
     batch_size: int = 256,
     seed: int = 0,
+    stop_check: Callable[[], None] | None = None,
 ) -> LinearGrid:
     """Trains one linear head per (lr, weight decay) on standardised features, all in one batched
-    AdamW loop (cosine learning rate). Every head sees the same mini-batches; gradients do not mix."""
+    AdamW loop (cosine learning rate). Every head sees the same mini-batches; gradients do not mix.
+    ``stop_check`` runs before every epoch (``jepa probe`` ends there when asked to stop)."""
     grid = [(lr, wd) for lr in lrs for wd in weight_decays]
     g, d, c = len(grid), x.shape[1], num_classes
     device = x.device
@@ -68,6 +71,8 @@ def fit_linear_grid(
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     total, t = epochs * steps_per_epoch, 0
     for _ in range(epochs):
+        if stop_check is not None:
+            stop_check()
         perm = torch.randperm(n, generator=gen).to(device)
         for k in range(steps_per_epoch):
             idx = perm[k * batch_size : (k + 1) * batch_size]

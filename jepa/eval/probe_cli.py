@@ -15,6 +15,7 @@ import torch
 from ..data.spec import ImageData, open_image_data
 from ..errors import JEPAError
 from ..export import FrozenEncoder, build_encoder, load_encoder
+from ..stopping import StopRequested, exit_code, raise_if_stop_requested, stop_signals
 from .attentive import attentive_scores, train_attentive_probe
 from .features import Features, default_cache_dir, extract_features, low_shot_indices
 from .knn import knn_predict
@@ -103,7 +104,7 @@ def _run_linear(tr: Features, va: Features, num_classes: int, args) -> list[dict
     for pooling in ("avg", "avg4"):
         x_tr, x_va = (tr.pooled, va.pooled) if pooling == "avg" else (tr.pooled4, va.pooled4)
         heads = fit_linear_grid(x_tr, tr.labels, num_classes, tuple(args.lrs), tuple(args.wds),
-                                epochs=args.epochs or 50, seed=args.seed)
+                                epochs=args.epochs or 50, seed=args.seed, stop_check=raise_if_stop_requested)
         accs = heads.accuracies(x_va, va.labels)
         logits = heads.logits(x_va)
         for i, (lr, wd) in enumerate(heads.grid):
@@ -134,6 +135,18 @@ def _setting(kind: str, row: dict[str, Any]) -> str:
 
 def probe_main(argv: list[str]) -> int:
     args = parse_args(argv)
+    # A stop signal ends the probe between batches or epochs; data workers ignore it.
+    with stop_signals("stopping at the next batch or epoch"):
+        try:
+            return _probe(args, argv)
+        except StopRequested as stop:
+            print(f"{stop}: nothing was written to the probe folder; features extracted in full are cached in "
+                  f"{args.cache_dir or default_cache_dir()}, so the same command continues from them",
+                  file=sys.stderr, flush=True)
+            return exit_code(stop.signum)
+
+
+def _probe(args: argparse.Namespace, argv: list[str]) -> int:
     t0 = time.perf_counter()
     enc = load_encoder(args.encoder, device=args.device)
     image_size = (args.image_size, args.image_size) if args.image_size else tuple(enc.img_size)

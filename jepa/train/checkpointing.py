@@ -12,7 +12,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from ..errors import JEPAError
-from .graceful_stop import sigterm_step
+from .graceful_stop import stop_of
+
+
+class CheckpointWriteError(JEPAError):
+    """``last.ckpt`` could not be written (no space left, no permission); the previous one is whole."""
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -34,9 +38,14 @@ class LastCheckpoint(ModelCheckpoint):
             enable_version_counter=False,
         )
 
+    def save_now(self, trainer: pl.Trainer) -> None:
+        """Writes ``last.ckpt`` for the current step (all ranks must call it)."""
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if sigterm_step(pl_module) is not None and self._last_global_step_saved == trainer.global_step:
-            return  # saved when the SIGTERM was acted on; no second write in the shutdown window
+        if stop_of(trainer) is not None and self._last_global_step_saved == trainer.global_step:
+            return  # saved when the stop was acted on; no second write in the shutdown window
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any) -> None:
@@ -44,9 +53,10 @@ class LastCheckpoint(ModelCheckpoint):
         # here would let a job killed in between resume at max_steps with that evaluation missing.
         if not trainer.max_steps or trainer.global_step < trainer.max_steps:
             super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
-        # StopOnSigterm (which runs before checkpoint callbacks) marked this step as the last.
-        if sigterm_step(pl_module) == trainer.global_step and self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        # StopOnSignal (which runs before checkpoint callbacks) marked this step as the last.
+        stop = stop_of(trainer)
+        if stop is not None and stop.step == trainer.global_step:
+            self.save_now(trainer)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         # Written next to its final place, then renamed: a job killed mid-save leaves the previous
@@ -56,15 +66,42 @@ class LastCheckpoint(ModelCheckpoint):
         if trainer.is_global_zero and os.path.lexists(tmp):  # left by a job killed mid-save
             remove_path(tmp)
         trainer.strategy.barrier("last_checkpoint_clean")
-        trainer.save_checkpoint(tmp, self.save_weights_only)  # every rank; ends in a barrier
-        if trainer.is_global_zero:
-            replace_path(tmp, filepath)
+        error: OSError | None = None
+        try:
+            trainer.save_checkpoint(tmp, self.save_weights_only)  # every rank; ends in a barrier
+        except OSError as exn:
+            error = exn
+            trainer.strategy.barrier("Trainer.save_checkpoint")  # the one this rank did not reach
+        if trainer.is_global_zero and error is None:
+            try:
+                replace_path(tmp, filepath)
+            except OSError as exn:
+                error = exn
+        # Every rank learns whether the write worked, so that all stop or all go on.
+        if not trainer.strategy.reduce_boolean_decision(error is None, all=True):
+            if trainer.is_global_zero and os.path.lexists(tmp):
+                try:
+                    remove_path(tmp)
+                except OSError:
+                    pass
+            raise CheckpointWriteError(self._write_failure(filepath, error))
         trainer.strategy.barrier("last_checkpoint_in_place")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.after_save_checkpoint(proxy(self))
+
+    def _write_failure(self, filepath: str, error: OSError | None) -> str:
+        why = (error.strerror or str(error)) if error is not None else "failed on another rank"
+        if self._last_global_step_saved > 0 and os.path.exists(filepath):
+            kept = f"the previous {filepath} (step {self._last_global_step_saved}) is whole"
+        elif os.path.exists(filepath):
+            kept = f"the previous {filepath} is whole"
+        else:
+            kept = "there is no earlier checkpoint"
+        return (f"could not write the checkpoint {filepath}: {why}; {kept}: free space (or fix the permissions) "
+                "and continue with --ckpt_path auto")
 
 
 def remove_path(path: str) -> None:

@@ -16,7 +16,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from ..data.datamodule import ImageDataModule
 from ..errors import JEPAError
 from .checkpointing import LastCheckpoint, resume_step
-from .graceful_stop import StopOnSigterm
+from .graceful_stop import StopOnSignal
 from .metrics_log import RunCSVLogger
 from .module import PretrainModule
 from .probe_eval import ProbeEvaluation
@@ -40,8 +40,8 @@ def _readable(path: Path) -> bool:
 
 def checkpoints_in(run_dir: str) -> list[Path]:
     """Checkpoints in a run directory, newest first: ``hpc_ckpt_*.ckpt`` (written on SLURM
-    preemption), ``checkpoints/last.ckpt``, and ``last.ckpt.old`` (left if a job died while
-    swapping a sharded checkpoint into place)."""
+    preemption by Lightning's handler in earlier versions of jepa), ``checkpoints/last.ckpt``, and
+    ``last.ckpt.old`` (left if a job died while swapping a sharded checkpoint into place)."""
     last = Path(run_dir) / "checkpoints" / "last.ckpt"
     candidates = [*Path(run_dir).glob("hpc_ckpt_*.ckpt"), last, Path(f"{last}.old")]
     return sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -77,6 +77,7 @@ class PretrainCLI(LightningCLI):
     """LightningCLI with a run directory, periodic ``last.ckpt``, probe evaluation and ``summary.json``."""
 
     def __init__(self, args: list[str] | None = None, run: bool = False) -> None:
+        self.jepa_argv = ["pretrain", *(args or [])]  # as typed: summary.json repeats it, and how to continue
         super().__init__(
             PretrainModule,
             ImageDataModule,
@@ -135,9 +136,9 @@ class PretrainCLI(LightningCLI):
         # The data module shards the data across ranks itself (and resumes mid-epoch).
         trainer_cfg["use_distributed_sampler"] = False
         callbacks = list(trainer_cfg.get("callbacks") or [])
-        callbacks.append(StopOnSigterm())
+        callbacks.append(StopOnSignal())
         callbacks.append(LastCheckpoint(run_dir, cfg["checkpoint_every_n_steps"]))
-        callbacks.append(RunSummary(run_dir, batch_size=self.datamodule.batch_size))
+        callbacks.append(RunSummary(run_dir, batch_size=self.datamodule.batch_size, argv=self.jepa_argv))
         trainer_cfg["callbacks"] = callbacks
         extra = [self._get(cfg, c) for c in self._parser(self.subcommand).callback_keys]
         return self._instantiate_trainer({**trainer_cfg, **kwargs}, extra)

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..eval.linear import holdout_linear_probe
-from .graceful_stop import sigterm_step
+from .graceful_stop import stop_of
 from .monitors import rankme
 
 log = logging.getLogger("jepa")
@@ -130,14 +130,14 @@ class ProbeEvaluation(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any) -> None:
         step = trainer.global_step
-        if sigterm_step(module) is not None:
+        if stop_of(trainer) is not None:
             return  # stopping: the time left goes to the checkpoint
         if self.every_n_steps and step % self.every_n_steps == 0 and step != self._last_step():
             if step < (trainer.max_steps or 0):
                 self.evaluate(trainer, module)
 
     def on_train_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        if trainer.global_step != self._last_step() and sigterm_step(module) is None:
+        if trainer.global_step != self._last_step() and stop_of(trainer) is None:
             self.evaluate(trainer, module)
 
     def summary(self) -> dict[str, Any]:

@@ -9,12 +9,14 @@ import sys
 import warnings
 from collections.abc import Iterator
 
-from pytorch_lightning.utilities.exceptions import SIGTERMException
-
+from ..data.workers import DataWorkerDied
 from ..errors import JEPAError
+from ..stopping import RunAborted, exit_code, stop_signals
+from .checkpointing import CheckpointWriteError
 from .config_errors import config_error_line
-from .graceful_stop import sigterm_step
+from .graceful_stop import continue_command, stop_of
 from .lightning_cli import PretrainCLI
+from .summary import failure_status
 
 _LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
 
@@ -42,7 +44,7 @@ def build_cli(args: list[str]) -> PretrainCLI:
     try:
         with quiet_lightning():
             return PretrainCLI(args=args)
-    except (JEPAError, SystemExit, KeyboardInterrupt):
+    except (JEPAError, SystemExit, KeyboardInterrupt, RunAborted):
         raise
     except Exception as exn:
         raise JEPAError(config_error_line(str(exn))) from None
@@ -52,28 +54,46 @@ def pretrain(args: list[str]) -> int:
     if not args:
         raise JEPAError("jepa pretrain needs a config: jepa pretrain --config configs/quickstart.yaml (--help lists the keys)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # From here on a stop signal is a request: one that comes while the run is being set up stops
+    # it at the first step boundary (see jepa.stopping).
+    with stop_signals():
+        try:
+            return _fit(args)
+        except RunAborted:
+            close_process_group(wait=False)
+            return exit_code(signal.SIGINT)
+
+
+def _fit(args: list[str]) -> int:
     cli = build_cli(args)
     run_dir = str(cli.config_init["run_dir"])
+    trainer = cli.trainer
     # The EMA target encoder is in eval mode on purpose (no dropout, no drop-path).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     try:
-        cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.resume_from, weights_only=True)
-    except SIGTERMException:
-        # Lightning's own SIGTERM stop (under SLURM auto-requeue) ends fit with SystemExit(0); a
-        # stopped run must not look finished. SIGUSR1 has written hpc_ckpt_*.ckpt before this.
-        if cli.trainer.is_global_zero:
-            print(f"stopped by SIGTERM at step {cli.trainer.global_step}; a requeued job continues from "
-                  f"the newest checkpoint in {run_dir} (--ckpt_path auto)", file=sys.stderr, flush=True)
+        trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.resume_from, weights_only=True)
+    except (DataWorkerDied, CheckpointWriteError) as exn:
+        # The run cannot go on; say why, what was kept and how to continue, in one line.
         close_process_group(wait=False)
-        return 128 + signal.SIGTERM
+        if trainer.is_global_zero:
+            status = failure_status(trainer, exn, run_dir)
+            print(f"error: {status}; continue with: {continue_command(cli.jepa_argv)}", file=sys.stderr, flush=True)
+        return 1
+    except RunAborted as exn:
+        close_process_group(wait=False)
+        if trainer.is_global_zero:
+            print(f"{failure_status(trainer, exn, run_dir)}; continue with: {continue_command(cli.jepa_argv)}",
+                  file=sys.stderr, flush=True)
+        return exit_code(signal.SIGINT)
     close_process_group()
-    stopped = sigterm_step(cli.model)
-    if cli.trainer.is_global_zero:
+    stop = stop_of(trainer)
+    if trainer.is_global_zero:
         report(cli, run_dir)
-        if stopped is not None:
-            print(f"stopped by SIGTERM at step {stopped}: {run_dir}/checkpoints/last.ckpt holds that step; "
-                  "continue with --ckpt_path last", file=sys.stderr, flush=True)
-    return 0 if stopped is None else 128 + signal.SIGTERM
+        if stop is not None:
+            requeued = "; the job was requeued" if stop.requeued else ""
+            print(f"{stop.status()}: {run_dir}/checkpoints/last.ckpt holds that step{requeued}; continue with: "
+                  f"{continue_command(cli.jepa_argv)}", file=sys.stderr, flush=True)
+    return 0 if stop is None else stop.exit_code
 
 
 def close_process_group(wait: bool = True) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -14,9 +15,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from .graceful_stop import sigterm_step
+from ..stopping import RunAborted
+from .checkpointing import CheckpointWriteError
+from .graceful_stop import StopOnSignal, continue_command, stop_of
 from .probe_eval import ProbeEvaluation
 
 
@@ -56,8 +58,9 @@ def write_json_atomic(path: str | Path, data: dict[str, Any]) -> None:
 class RunSummary(pl.Callback):
     """Writes ``<run_dir>/summary.json`` when fitting ends (or fails), on global rank 0."""
 
-    def __init__(self, run_dir: str, batch_size: int) -> None:
+    def __init__(self, run_dir: str, batch_size: int, argv: list[str] | None = None) -> None:
         self.run_dir = run_dir
+        self.argv = list(sys.argv[1:] if argv is None else argv)  # the command is jepa *argv
         self.batch_size = batch_size
         self.t0 = time.perf_counter()
         self.start_step = 0
@@ -83,7 +86,7 @@ class RunSummary(pl.Callback):
         samples_per_step = self.batch_size * trainer.world_size * trainer.accumulate_grad_batches
         return {
             "status": status,
-            "command": " ".join(["jepa", *sys.argv[1:]]) if sys.argv else "",
+            "command": shlex.join(["jepa", *self.argv]),
             "config_hash": file_sha256(Path(self.run_dir) / "config.yaml"),
             "versions": versions(),
             "device": device_description(trainer),
@@ -101,18 +104,42 @@ class RunSummary(pl.Callback):
         }
 
     def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        stopped = sigterm_step(module)
-        data = self.summary(trainer, module, "finished" if stopped is None else f"stopped by SIGTERM at step {stopped}")
+        stop = stop_of(trainer)
+        data = self.summary(trainer, module, "finished" if stop is None else stop.status())
+        if stop is not None:
+            data["stop"] = {"signal": stop.signal, "step": stop.step, "exit_code": stop.exit_code,
+                            "requeued": stop.requeued,
+                            "checkpoint": str(Path(self.run_dir) / "checkpoints" / "last.ckpt")}
+            data["continue_with"] = continue_command(self.argv)
         if trainer.is_global_zero:
             write_json_atomic(self.path, data)
 
     def on_exception(self, trainer: pl.Trainer, module: pl.LightningModule, exception: BaseException) -> None:
-        if trainer.is_global_zero:
-            try:
-                status = (f"stopped by SIGTERM at step {trainer.global_step}" if isinstance(exception, SIGTERMException)
-                          else f"failed: {type(exception).__name__}: {exception}")
-                data = self.summary(trainer, module, status)
-                data["skipped_inputs"] = {"count": getattr(module, "skipped_count", 0)}
-                write_json_atomic(self.path, data)
-            except Exception:  # a summary must never hide the real error
-                pass
+        if not trainer.is_global_zero:
+            return
+        try:
+            data = self.summary(trainer, module, failure_status(trainer, exception, self.run_dir))
+            data["skipped_inputs"] = {"count": getattr(module, "skipped_count", 0)}
+            data["continue_with"] = continue_command(self.argv)
+            write_json_atomic(self.path, data)
+        except Exception:  # a summary must never hide the real error (or a full disk)
+            pass
+
+
+def failure_status(trainer: pl.Trainer, exception: BaseException, run_dir: str) -> str:
+    """The ``status`` of a run that ended in ``exception``: what happened, at which step, and which
+    checkpoint a resume starts from."""
+    step = trainer.global_step
+    if isinstance(exception, RunAborted):
+        return f"aborted by a second Ctrl-C at step {step}; {last_checkpoint_note(run_dir)}"
+    if isinstance(exception, CheckpointWriteError):
+        return f"failed at step {step}: {exception}"  # it says which checkpoint is whole
+    saved = next((cb.saved_after_failure for cb in trainer.callbacks if isinstance(cb, StopOnSignal)), None)
+    where = (f"{Path(run_dir) / 'checkpoints' / 'last.ckpt'} holds step {saved}" if saved is not None
+             else last_checkpoint_note(run_dir))
+    return f"failed at step {step}: {exception}; {where}"
+
+
+def last_checkpoint_note(run_dir: str) -> str:
+    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+    return f"the last checkpoint is {path}" if path.exists() else "no checkpoint was written"
