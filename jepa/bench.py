@@ -1,8 +1,8 @@
 """``jepa bench --config FILE``: training-step throughput, FLOP/s, MFU and peak memory, as one JSON line.
 
-The timed step is the training step of ``jepa pretrain`` (same module methods, same optimizer
-groups, the EMA update included) on synthetic images with real multi-block masks, so data loading
-is left out. MFU is measured against a matmul peak measured on the same device in the same dtype.
+The timed step is the training step of ``jepa pretrain`` (the module's loss with its objective,
+the same optimizer groups and schedules, the objective's after-step work such as the EMA update) on
+synthetic images with real multi-block masks, so data loading is left out. MFU is measured against a matmul peak measured on the same device in the same dtype.
 """
 
 from __future__ import annotations
@@ -71,14 +71,17 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
         images = torch.randn(b, 3, h, w, generator=gen)
         batches.append((images.to(device), ctx.to(device), tgt.to(device)))
 
+    total = warmup + steps + 1
+
     def train_step(i: int) -> None:
         images, ctx, tgt = batches[i % len(batches)]
+        model.apply_schedules(optimizer, i, total)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            loss = model.jepa_loss(images, ctx, tgt).loss
+            loss = model.jepa_loss(images, ctx, tgt, step=i).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        model.update_target(i, momentum=0.996)
+        model.after_optimizer_step(i, total)
 
     # FLOPs are counted on the eager modules, before any torch.compile.
     with FlopCounterMode(display=False) as counter:
@@ -106,6 +109,7 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
     tokens = model.encoder.num_patches if (h, w) == model.encoder.img_size else (h // model.encoder.patch_size) * (w // model.encoder.patch_size)
     return {
         "device": device_label,
+        "objective": model.objective.name,
         "precision": precision,
         "batch_size": b,
         "image_size": [h, w],

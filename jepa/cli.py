@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from .errors import JEPAError
@@ -12,7 +13,7 @@ USAGE = """usage: jepa <command> [args]
 
 commands:
   pretrain   pretrain an encoder:  jepa pretrain --config FILE [--key value ...] [--ckpt_path last]
-  export     freeze an encoder:    jepa export CKPT OUT_DIR [--which target|context]
+  export     freeze an encoder:    jepa export CKPT OUT_DIR [--which auto|target|context]
   probe      evaluate an encoder:  jepa probe {linear,attentive,knn} --encoder DIR --train DATA --val DATA
   launch     cluster jobs:         jepa launch {slurm,torchrun} --config FILE ... [--dry-run]
   bench      time training steps:  jepa bench --config FILE [--steps N] [--warmup N]
@@ -29,15 +30,21 @@ def export_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jepa export", description="Export a frozen encoder from a checkpoint.")
     parser.add_argument("ckpt", help="checkpoint written by jepa pretrain (e.g. runs/x/checkpoints/last.ckpt)")
     parser.add_argument("out_dir", help="folder to write model.safetensors and config.json to")
-    parser.add_argument("--which", choices=("target", "context"), default="target",
-                        help="the EMA target encoder (default, as the papers evaluate) or the context encoder")
+    parser.add_argument("--which", choices=("auto", "target", "context"), default="auto",
+                        help="auto (default): the encoder the run's objective evaluates (the EMA target for ema, "
+                        "the online encoder for sigreg and vicreg); or target / context explicitly")
+    parser.add_argument("--with-projector", action="store_true",
+                        help="also write the objective's projector head (projector.safetensors)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an export already in OUT_DIR (and remove its probe-* results)")
     args = parser.parse_args(argv)
     from .export import export_checkpoint
 
-    out = export_checkpoint(args.ckpt, args.out_dir, args.which, overwrite=args.overwrite)
-    print(f"exported the {args.which} encoder to {out} (model.safetensors, config.json)")
+    out = export_checkpoint(args.ckpt, args.out_dir, args.which, overwrite=args.overwrite,
+                            with_projector=args.with_projector)
+    config = json.loads((out / "config.json").read_text())
+    files = "model.safetensors, config.json" + (", projector.safetensors" if args.with_projector else "")
+    print(f"exported the {config['which']} encoder ({config['objective']} objective) to {out} ({files})")
     return 0
 
 

@@ -27,6 +27,7 @@ EXPORT_FORMAT = "jepa-encoder"
 EXPORT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+PROJECTOR = "projector.safetensors"  # written only by jepa export --with-projector
 
 
 def sha256_file(path: str | Path) -> str:
@@ -108,22 +109,43 @@ def _readable_by_others(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "target", overwrite: bool = False) -> Path:
-    """Writes ``model.safetensors`` and ``config.json`` of the ``which`` (target or context) encoder.
+# --which: the state-dict prefix of each encoder a checkpoint can hold.
+ENCODER_PREFIXES = {"target": "target_encoder.", "context": "encoder."}
+
+
+def evaluated_encoder(ckpt: dict[str, Any]) -> str:
+    """``target`` or ``context``: the encoder the checkpoint's objective evaluates (the EMA target
+    for ``ema``, the one online encoder for ``sigreg`` and ``vicreg``; checkpoints from before
+    objectives were pluggable are ``ema``)."""
+    evaluated = (ckpt.get("jepa") or {}).get("evaluated", "target_encoder")
+    return "target" if evaluated == "target_encoder" else "context"
+
+
+def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "auto", overwrite: bool = False,
+                      with_projector: bool = False) -> Path:
+    """Writes ``model.safetensors`` and ``config.json`` of one encoder of a checkpoint: ``auto``
+    (default) the one its objective evaluates, or ``target`` / ``context`` explicitly; with
+    ``with_projector`` also ``projector.safetensors`` (the objective's projector head, if any).
 
     An existing export in ``out_dir`` is replaced only with ``overwrite``; its ``probe-*`` results,
     which describe the old weights, are then removed.
     """
-    if which not in ("target", "context"):
-        raise JEPAError(f"--which must be target or context, not {which!r}")
+    if which not in ("auto", *ENCODER_PREFIXES):
+        raise JEPAError(f"--which must be auto, target or context, not {which!r}")
     out = Path(out_dir)
     if (out / WEIGHTS).exists() and not overwrite:
         raise JEPAError(f"{out} already holds an export ({WEIGHTS}): choose another folder, or pass --overwrite")
     ckpt = read_checkpoint(ckpt_path)
-    prefix = "target_encoder." if which == "target" else "encoder."
+    objective = (ckpt.get("jepa") or {}).get("objective", "ema")
+    which = evaluated_encoder(ckpt) if which == "auto" else which
+    prefix = ENCODER_PREFIXES[which]
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     if not state:
-        raise JEPAError(f"{ckpt_path} holds no {which} encoder weights")
+        hint = " (its objective has no target encoder: use --which context)" if which == "target" else ""
+        raise JEPAError(f"{ckpt_path} holds no {which} encoder weights{hint}")
+    projector = {k[len("projector."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("projector.")}
+    if with_projector and not projector:
+        raise JEPAError(f"{ckpt_path} holds no projector (objective {objective} has none)")
     arch = encoder_config_from_hparams(ckpt["hyper_parameters"])
     encoder = build_encoder(arch)
     state["pos_embed"] = encoder.pos_embed.clone()  # fixed sin-cos, saved for timm's learned slot
@@ -138,10 +160,18 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
         **arch,
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "which": which,
+        "objective": objective,
+        "projector": PROJECTOR if with_projector else None,
         "step": int(ckpt.get("global_step", 0)),
         "source_checkpoint": str(Path(ckpt_path).resolve()),
         "sha256": sha256_file(tmp),
     }
+    if with_projector:
+        # Next to the encoder, not in model.safetensors: that file stays loadable by timm.
+        proj_tmp = out / f".{PROJECTOR}.tmp{os.getpid()}"
+        save_file({k: v.detach().contiguous().float() for k, v in projector.items()}, str(proj_tmp))
+        _readable_by_others(proj_tmp)
+        os.replace(proj_tmp, out / PROJECTOR)
     config_tmp = out / f".{CONFIG}.tmp{os.getpid()}"
     config_tmp.write_text(json.dumps(config, indent=2) + "\n")
     # Both files are complete before either replaces the old one; a crash in between leaves a

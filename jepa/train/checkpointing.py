@@ -138,6 +138,13 @@ def check_same_architecture(saved: dict[str, Any], current: dict[str, Any]) -> N
                 f"the checkpoint was trained with model.{key}={saved[key]} but this config has "
                 f"{current[key]}: resume with the run's own config, or use another run_dir"
             )
+    # The objective decides which modules exist (an EMA target, a projector); checkpoints written
+    # before objectives were pluggable are all ema.
+    was = (saved.get("objective") or {"name": "ema"})["name"]
+    now = (current.get("objective") or {"name": "ema"})["name"]
+    if was != now:
+        raise JEPAError(f"the checkpoint was trained with model.objective {was} but this config has {now}: "
+                        "resume with the run's own config, or use another run_dir")
 
 
 def resume_step(ckpt_path: str, hparams: dict[str, Any]) -> int:

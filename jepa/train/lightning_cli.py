@@ -15,6 +15,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from ..data.datamodule import ImageDataModule
 from ..errors import JEPAError
+from .budget import WallClockBudget, parse_budget
 from .checkpointing import LastCheckpoint, resume_step
 from .graceful_stop import StopOnSignal
 from .metrics_log import RunCSVLogger
@@ -22,6 +23,9 @@ from .module import PretrainModule
 from .probe_eval import ProbeEvaluation
 from .strategies import STRATEGY_NAME  # noqa: F401  (registers --trainer.strategy jepa_fsdp)
 from .summary import RunSummary
+
+# trainer.max_steps of a --budget run until the budget fixes it.
+PROVISIONAL_MAX_STEPS = 100_000
 
 
 def _num_classes(data: ImageDataModule) -> int | None:
@@ -96,6 +100,9 @@ class PretrainCLI(LightningCLI):
         parser.add_argument("--ckpt_path", type=str | None, default=None,
                             help="checkpoint to resume from; 'last': <run_dir>/checkpoints/last.ckpt; "
                             "'auto': the newest checkpoint in run_dir if any (cluster jobs)")
+        parser.add_argument("--budget", type=str | None, default=None,
+                            help="wall-clock budget of the whole run (15m, 90s, 1h30m; a number is minutes): the run "
+                            "times its first steps and fixes trainer.max_steps to fit, writing it to config.yaml")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=500,
                             help="period of checkpoints/last.ckpt, in optimizer steps")
         parser.add_lightning_class_args(ProbeEvaluation, "probe")
@@ -117,8 +124,14 @@ class PretrainCLI(LightningCLI):
                 "another --run_dir (delete the folder to start that run over)"
             )
         max_steps = self.config["trainer"].get("max_steps")
-        if max_steps is None or max_steps <= 0:
-            raise JEPAError("set trainer.max_steps (> 0): the lr, weight-decay and EMA schedules are derived from it")
+        self.budget_s = parse_budget(self.config["budget"]) if self.config.get("budget") is not None else None
+        if self.budget_s is not None:
+            # The budget decides max_steps; only the first timed steps see this provisional total
+            # (see jepa.train.budget), whatever the config says.
+            self.config["trainer"]["max_steps"] = PROVISIONAL_MAX_STEPS
+        elif max_steps is None or max_steps <= 0:
+            raise JEPAError("set trainer.max_steps (> 0), or give the run a --budget: the lr, weight-decay and EMA "
+                            "schedules are derived from it")
 
     def instantiate_trainer(self, **kwargs: Any):  # type: ignore[override]
         cfg = self.config_init
@@ -139,6 +152,8 @@ class PretrainCLI(LightningCLI):
         callbacks.append(StopOnSignal())
         callbacks.append(LastCheckpoint(run_dir, cfg["checkpoint_every_n_steps"]))
         callbacks.append(RunSummary(run_dir, batch_size=self.datamodule.batch_size, argv=self.jepa_argv))
+        if self.budget_s is not None:
+            callbacks.append(WallClockBudget(self.budget_s, str(Path(run_dir) / "config.yaml")))
         trainer_cfg["callbacks"] = callbacks
         extra = [self._get(cfg, c) for c in self._parser(self.subcommand).callback_keys]
         return self._instantiate_trainer({**trainer_cfg, **kwargs}, extra)

@@ -1,11 +1,12 @@
-"""The I-JEPA LightningModule: context encoder, EMA target encoder, predictor, online probe."""
+"""The JEPA pretraining LightningModule: context encoder, predictor, an anti-collapse objective
+(EMA target, SIGReg or VICReg, see ``jepa.train.objective``), online probe."""
 
 from __future__ import annotations
 
 import collections
 import copy
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,10 +19,10 @@ from ..models.predictor import Predictor, PredictorConfig
 from ..models.vit import EncoderConfig, VisionTransformer, gather_tokens, layer_normed, patch_grid, to_2tuple
 from ..objectives import RegressionLoss, jepa_regression_loss
 from .checkpointing import check_same_architecture
-from .ema import ema_update_, frozen_copy_params
 from .monitors import feature_std, rankme
+from .objective import ObjectiveSpec, build_objective
 from .optim import decay_groups
-from .schedules import cosine, linear, warmup_cosine
+from .schedules import cosine, warmup_cosine
 
 log = logging.getLogger("jepa")
 
@@ -50,31 +51,26 @@ class OptimConfig:
 
 
 @dataclass
-class EMAConfig:
-    """Target-encoder momentum, linear from ``start`` to ``end`` over the run (equal: constant)."""
-
-    start: float = 0.996
-    end: float = 1.0
-
-
-@dataclass
 class JEPAOutput:
     loss: torch.Tensor
-    features: torch.Tensor  # average-pooled target-encoder tokens, no gradient
+    features: torch.Tensor  # average-pooled tokens of the evaluated encoder, no gradient
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # parts of the loss
 
 
 class PretrainModule(pl.LightningModule):
-    """I-JEPA pretraining.
+    """JEPA pretraining (I-JEPA's masked prediction in representation space).
 
     Args:
-        encoder: context-encoder architecture (the target encoder is its EMA copy).
+        encoder: context-encoder architecture.
         predictor: predictor architecture.
         image_size: training resolution (linked from ``data.image_size``).
         num_classes: classes of the training data for the online probe (linked from the data;
             None disables the probe).
         loss: ``smooth_l1`` (I-JEPA), ``l1`` (V-JEPA) or ``l2``.
         optim: optimizer and schedules.
-        ema: target-encoder momentum.
+        objective: what prevents collapse: ``ema`` (I-JEPA's EMA target encoder), ``sigreg``
+            (LeJEPA) or ``vicreg``, as a name or a mapping ``{name: sigreg, weight: 0.05, ...}``
+            with that objective's settings (``jepa.train.objective``).
         probe_lr: learning rate of the online linear probe (not scheduled, no weight decay).
         compile: ``torch.compile`` the encoders and the predictor.
         activation_checkpointing: recompute each block in the backward pass to save memory.
@@ -89,7 +85,7 @@ class PretrainModule(pl.LightningModule):
         num_classes: int | None = None,
         loss: RegressionLoss = "smooth_l1",
         optim: OptimConfig = OptimConfig(),
-        ema: EMAConfig = EMAConfig(),
+        objective: ObjectiveSpec = "ema",
         probe_lr: float = 1e-3,
         compile: bool = False,
         activation_checkpointing: bool = False,
@@ -106,7 +102,10 @@ class PretrainModule(pl.LightningModule):
             raise JEPAError(str(exn)) from None
         if loss not in ("smooth_l1", "l1", "l2"):
             raise JEPAError(f"model.loss must be smooth_l1, l1 or l2, got {loss!r}")
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False).eval()
+        self.objective = build_objective(copy.deepcopy(objective))
+        # Its modules are this module's children under plain names (target_encoder.*, projector.*).
+        for name, module in self.objective.modules(self.encoder).items():
+            self.add_module(name, module)
         self.probe = (
             nn.Sequential(nn.BatchNorm1d(self.encoder.embed_dim, affine=False), nn.Linear(self.encoder.embed_dim, num_classes))
             if num_classes
@@ -114,7 +113,6 @@ class PretrainModule(pl.LightningModule):
         )
         self.loss_kind = loss
         self.optim_cfg = copy.deepcopy(optim)
-        self.ema_cfg = copy.deepcopy(ema)
         self.probe_lr = probe_lr
         self.use_compile = compile
         self._compiled = False
@@ -130,7 +128,7 @@ class PretrainModule(pl.LightningModule):
                 "num_classes": num_classes,
                 "loss": loss,
                 "optim": asdict(optim),
-                "ema": asdict(ema),
+                "objective": self.objective.hparams(),
                 "probe_lr": probe_lr,
             }
         )
@@ -146,14 +144,15 @@ class PretrainModule(pl.LightningModule):
             # context length that changes from batch to batch only reaches a block's sequence
             # dimension. Whole-module compile broke in the backward pass on CUDA (inductor shape
             # error once the context length changed).
-            for m in (self.encoder, self.target_encoder, self.predictor):
-                for block in m.blocks:
+            for m in self.children():
+                for block in getattr(m, "blocks", ()):
                     block.compile()
             self._compiled = True
 
     def train(self, mode: bool = True) -> PretrainModule:
         super().train(mode)
-        self.target_encoder.eval()  # the target never uses dropout or drop-path
+        for name in self.objective.frozen:
+            getattr(self, name).eval()  # an EMA target never uses dropout or drop-path
         return self
 
     @property
@@ -164,7 +163,9 @@ class PretrainModule(pl.LightningModule):
         return steps
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        decay, no_decay = decay_groups({"encoder": self.encoder, "predictor": self.predictor})
+        trained = {"encoder": self.encoder, "predictor": self.predictor}
+        trained.update({n: m for n, m in self.objective.modules_of(self).items() if n not in self.objective.frozen})
+        decay, no_decay = decay_groups(trained)
         groups: list[dict[str, Any]] = [
             {"params": decay, "scheduled": True, "decayed": True},
             {"params": no_decay, "scheduled": True, "decayed": False, "weight_decay": 0.0},
@@ -190,39 +191,38 @@ class PretrainModule(pl.LightningModule):
                     group["weight_decay"] = wd
         return lr, wd
 
-    def momentum(self, step: int) -> float:
-        return linear(step, self.max_steps, self.ema_cfg.start, self.ema_cfg.end)
-
-    @torch.no_grad()
-    def update_target(self, step: int, momentum: float | None = None) -> None:
-        """EMA of the context encoder into the target encoder, after optimizer step ``step``
-        (``momentum`` overrides the schedule)."""
-        # Pairs are re-read every step (cheap): FSDP re-points parameters at new views of their shards.
-        target, online = frozen_copy_params(self.encoder, self.target_encoder)
-        ema_update_(target, online, self.momentum(step) if momentum is None else momentum)
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """What follows optimizer step ``step`` of ``total_steps`` (the EMA update, for ``ema``)."""
+        self.objective.after_optimizer_step(self, step, total_steps)
 
     # ----------------------------------------------------------------- steps
-    def jepa_loss(self, images: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> JEPAOutput:
-        """Predicts the layer-normed target-encoder tokens of the target blocks from the context block."""
+    def jepa_loss(self, images: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor, step: int = 0) -> JEPAOutput:
+        """Predicts the layer-normed target tokens of the target blocks from the context block; the
+        objective adds what keeps the representations from collapsing."""
         grid = patch_grid(tuple(images.shape[-2:]), self.encoder.patch_size)
-        with torch.no_grad():
-            h = self.target_encoder(images)
-            features = h.mean(dim=1)
-            targets = layer_normed(gather_tokens(h, tgt_idx))
+        h = self.objective.target_tokens(self, images)
+        embeddings = h.mean(dim=1)
+        targets = layer_normed(gather_tokens(h, tgt_idx))
         z = self.encoder(images, keep=ctx_idx)
         pred = self.predictor(z, ctx_idx, tgt_idx, grid)
-        return JEPAOutput(jepa_regression_loss(pred, targets, self.loss_kind), features)
+        prediction = jepa_regression_loss(pred, targets, self.loss_kind)
+        out = self.objective.loss(self, prediction, [embeddings], step)
+        logs = {"train/prediction": prediction.detach(), **out.logs} if out.logs else {}
+        return JEPAOutput(out.loss, embeddings.detach(), logs)
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         lr, wd = self.apply_schedules(self.optimizers().optimizer, self.global_step, self.max_steps)
         if self.global_step % self.trainer.log_every_n_steps == 0:
-            self.log_dict({"train/lr": lr, "train/weight_decay": wd, "train/ema": self.momentum(self.global_step)})
+            self.log_dict({"train/lr": lr, "train/weight_decay": wd,
+                           **self.objective.schedule_logs(self.global_step, self.max_steps)})
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         self._count_skipped(batch.get("skipped", ()))
-        out = self.jepa_loss(batch["images"], batch["ctx_idx"], batch["tgt_idx"])
+        out = self.jepa_loss(batch["images"], batch["ctx_idx"], batch["tgt_idx"], self.global_step)
         self.recent_losses.append(out.loss.detach())
         self.log("loss", out.loss, prog_bar=True)
+        if out.logs:
+            self.log_dict(out.logs)
         total = out.loss
         labels = batch.get("labels")
         if self.probe is not None and labels is not None:
@@ -237,7 +237,7 @@ class PretrainModule(pl.LightningModule):
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         step = self.global_step
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        self.update_target(step)
+        self.after_optimizer_step(step, self.max_steps)
 
     def _count_skipped(self, reasons: list[str]) -> None:
         for reason in reasons:
@@ -248,8 +248,13 @@ class PretrainModule(pl.LightningModule):
 
     @torch.no_grad()
     def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
-        """Average-pooled target-encoder tokens: the features that probes evaluate."""
-        return self.target_encoder.pooled(images)
+        """Average-pooled tokens of the evaluated encoder (the EMA target for ``ema``, the online
+        encoder otherwise): the features that probes evaluate."""
+        return self.evaluated_encoder.pooled(images)
+
+    @property
+    def evaluated_encoder(self) -> VisionTransformer:
+        return getattr(self, self.objective.evaluated)
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -257,6 +262,8 @@ class PretrainModule(pl.LightningModule):
             "torch_rng": torch.get_rng_state(),
             "skipped_count": self.skipped_count,
             "skipped_examples": list(self.skipped_examples),
+            "objective": self.objective.name,
+            "evaluated": self.objective.evaluated,  # the encoder jepa export writes by default
             "format": 1,
         }
 

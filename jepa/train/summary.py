@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..stopping import RunAborted
+from .budget import WallClockBudget
 from .checkpointing import CheckpointWriteError
 from .graceful_stop import StopOnSignal, continue_command, stop_of
 from .probe_eval import ProbeEvaluation
@@ -82,6 +83,7 @@ class RunSummary(pl.Callback):
         losses = list(getattr(module, "recent_losses", []))
         final_loss = torch.stack(losses).mean().item() if losses else None
         probe = next((cb for cb in trainer.callbacks if isinstance(cb, ProbeEvaluation)), None)
+        budget = next((cb for cb in trainer.callbacks if isinstance(cb, WallClockBudget)), None)
         steps = trainer.global_step
         samples_per_step = self.batch_size * trainer.world_size * trainer.accumulate_grad_batches
         return {
@@ -101,6 +103,7 @@ class RunSummary(pl.Callback):
             "final_loss": final_loss,
             "skipped_inputs": self._skipped(trainer, module),
             "probe": probe.summary() if probe is not None else {"skipped": "no probe evaluation callback"},
+            **({"budget": budget.summary()} if budget is not None else {}),
         }
 
     def on_fit_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:

@@ -1,0 +1,54 @@
+"""``vicreg``: VICReg's variance and covariance terms (Bardes, Ponce & LeCun, 2022) in place of an
+EMA target. The targets are the online encoder's tokens of the full image (the prediction loss is
+the invariance term); the variance and covariance of the projected pooled embeddings keep them
+from collapsing. The online encoder is what probes evaluate and export writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ...models.vit import VisionTransformer
+from ...objectives import covariance_loss, variance_loss
+from .base import Objective, ObjectiveOutput, projector, register
+
+
+@dataclass
+class VICRegSettings:
+    """Args:
+        invariance: weight of the prediction loss.
+        variance: weight of the variance hinge (every dimension's std at least ``gamma``).
+        covariance: weight of the off-diagonal covariance penalty.
+        gamma: the target standard deviation.
+        projector: hidden and output widths of the MLP the two terms see ([] for none).
+    """
+
+    invariance: float = 1.0
+    variance: float = 1.0
+    covariance: float = 0.04
+    gamma: float = 1.0
+    projector: list[int] = field(default_factory=lambda: [512, 128])
+
+
+@register
+class VICReg(Objective):
+    name = "vicreg"
+    Settings = VICRegSettings
+    evaluated = "encoder"
+
+    def build(self, encoder: VisionTransformer) -> dict[str, nn.Module]:
+        return {"projector": projector(encoder.embed_dim, self.settings.projector)}
+
+    def target_tokens(self, owner: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        return owner.encoder(images)
+
+    def loss(self, owner: nn.Module, prediction_loss: torch.Tensor, embeddings: list[torch.Tensor],
+             step: int) -> ObjectiveOutput:
+        s = self.settings
+        z = [owner.projector(e) for e in embeddings]
+        var = torch.stack([variance_loss(x, s.gamma) for x in z]).mean()
+        cov = torch.stack([covariance_loss(x) for x in z]).mean()
+        total = s.invariance * prediction_loss + s.variance * var + s.covariance * cov
+        return ObjectiveOutput(total, {"train/variance": var.detach(), "train/covariance": cov.detach()})
