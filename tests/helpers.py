@@ -42,7 +42,7 @@ class Record(pl.Callback):
                               "world": trainer.world_size, "env_rank": os.environ.get("RANK")})
 
     def on_train_end(self, trainer, module) -> None:
-        params = torch.cat([p.detach().flatten() for p in module.target_encoder.parameters()])
+        params = torch.cat([p.detach().flatten() for p in module.evaluated_encoder.parameters()])
         self._write(trainer, {"target_sum": params.double().sum().item(),
                               "target_sha256": hashlib.sha256(params.numpy().tobytes()).hexdigest()})
 

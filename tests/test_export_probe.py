@@ -284,3 +284,23 @@ def test_probe_stops_cleanly_when_its_process_group_gets_sigterm(trained, tmp_pa
     assert "Traceback" not in err and "killed by signal" not in err, err[-2000:]
     assert "stopped by SIGTERM: nothing was written to the probe folder" in err.strip().splitlines()[-1]
     assert not (tmp_path / "out" / "probe.json").exists()
+
+
+def test_holdout_selection_never_looks_at_the_scored_split(trained, tmp_path):
+    _, export = trained
+    args = ["linear", "--encoder", str(export), "--train", "builtin:shapes", "--val", "builtin:shapes",
+            "--max-train", "300", "--max-val", "100", "--epochs", "3", "--cache-dir", str(tmp_path / "cache")]
+    result = run_probe(*args, "--select", "holdout", "--out", str(tmp_path / "holdout"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "holdout" / "probe.json").read_text())
+    pretrained = report["results"]["pretrained"]
+    assert "held-out 10% of the training features" in report["selection"]
+    grid, best = pretrained["grid"], pretrained["best"]
+    # The reported setting is the best on the held-out training features, not on the scored split.
+    assert best["selection_acc"] == max(g["selection_acc"] for g in grid)
+    assert best["val_acc"] in [g["val_acc"] for g in grid if g["selection_acc"] == best["selection_acc"]]
+    assert 1 <= pretrained["rankme"] <= 32  # effective rank of the scored features (width 32)
+    # The default (--select val) stays available: the best of the grid on the scored split.
+    assert run_probe(*args, "--out", str(tmp_path / "val")).returncode == 0
+    val = json.loads((tmp_path / "val" / "probe.json").read_text())["results"]["pretrained"]
+    assert val["best"]["val_acc"] == max(g["val_acc"] for g in val["grid"])

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
+from jepa.metrics import feature_std, rankme
 from jepa.models import EncoderConfig, PredictorConfig
 from jepa.objectives import jepa_regression_loss
 from jepa.train.ema import ema_update_
 from jepa.train.module import OptimConfig, PretrainModule
-from jepa.train.monitors import feature_std, rankme
 from jepa.train.optim import decay_groups
 from jepa.train.schedules import cosine, linear, warmup_cosine
 

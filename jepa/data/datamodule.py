@@ -11,10 +11,12 @@ from ..masks.collator import MaskCollator
 from ..masks.multiblock import MultiBlockConfig, MultiBlockMasker
 from ..models.vit import patch_grid, to_2tuple
 from .eval_loader import eval_loader
+from .memory import MemoryImages, MemoryTrainBatches
 from .sampling import AugmentedImages, ResumableLoader, StepBatchSampler
 from .shards import ShardTrainStream, count_samples
 from .spec import ImageData, open_image_data
 from .transforms import EvalTransform, TrainTransform
+from .views import ViewMaker, ViewsConfig
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -36,6 +38,10 @@ class ImageDataModule(pl.LightningDataModule):
         shuffle_buffer: samples held for shuffling shard streams.
         probe_train_samples: labelled training images that probe evaluation fits on.
         probe_val_samples: held-out images that probe evaluation scores on.
+        views: extra global and local crops of every image for cross-view prediction (off by default).
+        memory_cache: decode the training data once into a uint8 cache file, hold it in the training
+            device's memory and crop, flip and mask whole batches there (small datasets such as
+            CIFAR-10; no data workers are used). Refused, with the sizes, when it does not fit.
     """
 
     def __init__(
@@ -54,6 +60,8 @@ class ImageDataModule(pl.LightningDataModule):
         shuffle_buffer: int = 2000,
         probe_train_samples: int = 5000,
         probe_val_samples: int = 2000,
+        views: ViewsConfig | None = None,
+        memory_cache: bool = False,
     ) -> None:
         super().__init__()
         self.image_size = to_2tuple(image_size)
@@ -73,6 +81,10 @@ class ImageDataModule(pl.LightningDataModule):
         self.shuffle_buffer = shuffle_buffer
         self.probe_train_samples = probe_train_samples
         self.probe_val_samples = probe_val_samples
+        self.memory_cache = memory_cache
+        views = views or ViewsConfig()
+        self.views = ViewMaker(views, self.image_size, patch_size, hflip) if views.enabled else None
+        self._memory: MemoryImages | None = None
         resolution = max(self.image_size)
         self.train_data = open_image_data(train, "train", resolution)
         if val is None and train.startswith("builtin:"):
@@ -97,7 +109,27 @@ class ImageDataModule(pl.LightningDataModule):
     def masker(self) -> MultiBlockMasker:
         return MultiBlockMasker(self.grid, self.masks, seed=self.seed)
 
-    def train_dataloader(self) -> DataLoader:
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def memory_loader(self) -> MemoryTrainBatches:
+        """Training batches made on the device from the in-memory cache (``memory_cache``)."""
+        rank, world = self._rank()
+        device = self._device()
+        if self._memory is None:
+            data = self.train_data
+            count = count_samples(data.urls) if data.is_stream else len(data.source)
+            self._memory = MemoryImages.load_or_build(data, self.image_size, "train", device, estimate_count=count)
+        sampler = StepBatchSampler(len(self._memory), self.batch_size, self.seed, rank, world)
+        loader = MemoryTrainBatches(self._memory, sampler, self.masker(), self.image_size, tuple(self.crop_scale),
+                                    self.hflip, self.seed, device, views=self.views)
+        loader.position = self._start_batch()
+        return loader
+
+    def train_dataloader(self) -> DataLoader | MemoryTrainBatches:
+        if self.memory_cache:
+            return self.memory_loader()
         rank, world = self._rank()
         transform = TrainTransform(self.image_size, scale=tuple(self.crop_scale), hflip=self.hflip)
         collator = MaskCollator(self.masker())
@@ -109,12 +141,13 @@ class ImageDataModule(pl.LightningDataModule):
             if per_epoch < 1:
                 raise JEPAError(f"{total} samples are fewer than one batch of {self.batch_size} per rank ({world} ranks)")
             stream = ShardTrainStream(
-                urls, transform, collator, self.batch_size, per_epoch, self.seed, rank, world, self.shuffle_buffer
+                urls, transform, collator, self.batch_size, per_epoch, self.seed, rank, world, self.shuffle_buffer,
+                views=self.views,
             )
             loader = ResumableLoader(stream, batch_size=None, **common)
         else:
             sampler = StepBatchSampler(len(self.train_data.source), self.batch_size, self.seed, rank, world)
-            dataset = AugmentedImages(self.train_data.source, transform, self.seed)
+            dataset = AugmentedImages(self.train_data.source, transform, self.seed, views=self.views)
             loader = ResumableLoader(
                 dataset, batch_sampler=sampler, collate_fn=collator,
                 persistent_workers=self.num_workers > 0, **common,

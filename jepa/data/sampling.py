@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from PIL import Image
@@ -14,6 +14,9 @@ from torch.utils.data import Dataset, Sampler
 from ..errors import JEPAError
 from ..masks.multiblock import mix_seed
 from .transforms import EvalTransform, TrainTransform
+
+if TYPE_CHECKING:
+    from .views import ViewMaker
 from .workers import WorkerSafeLoader
 
 
@@ -73,11 +76,13 @@ class AugmentedImages(Dataset):
     the replacement is deterministic) and named in the sample's ``skipped`` list.
     """
 
-    def __init__(self, source: ImageSource, transform: TrainTransform, seed: int, max_replacements: int = 16) -> None:
+    def __init__(self, source: ImageSource, transform: TrainTransform, seed: int, max_replacements: int = 16,
+                 views: ViewMaker | None = None) -> None:
         self.source = source
         self.transform = transform
         self.seed = seed
         self.max_replacements = max_replacements
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.source)
@@ -96,7 +101,10 @@ class AugmentedImages(Dataset):
         else:
             raise JEPAError(f"{self.max_replacements} inputs in a row failed to load, last: {skipped[-1]}")
         rng = random.Random(mix_seed(self.seed, step, index, 1))
-        return {"image": self.transform(img, rng), "label": label, "index": index, "step": step, "skipped": skipped}
+        sample = {"image": self.transform(img, rng), "label": label, "index": index, "step": step, "skipped": skipped}
+        if self.views is not None:
+            sample["views"] = self.views.pil(img, self.seed, step, index)
+        return sample
 
 
 class EvalImages(Dataset):

@@ -12,7 +12,7 @@ import random
 import tarfile
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from braceexpand import braceexpand
@@ -24,6 +24,9 @@ from ..errors import JEPAError
 from ..masks.collator import MaskCollator
 from ..masks.multiblock import mix_seed
 from .transforms import EvalTransform, TrainTransform
+
+if TYPE_CHECKING:
+    from .views import ViewMaker
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 
@@ -105,8 +108,10 @@ class ShardTrainStream(IterableDataset):
         rank: int,
         world_size: int,
         shuffle_buffer: int = 2000,
+        views: ViewMaker | None = None,
     ) -> None:
         super().__init__()
+        self.views = views
         if len(urls) >= world_size:
             self.urls = urls[rank::world_size]
         else:
@@ -170,7 +175,10 @@ class ShardTrainStream(IterableDataset):
                     skips.reasons.append(f"{raw.get('__url__')}:{raw.get('__key__')}: {exn}")
                     continue
                 rng = random.Random(mix_seed(self.seed, step, index, 1))
-                samples.append({"image": self.transform(img, rng), "label": label, "index": index, "step": step})
+                sample = {"image": self.transform(img, rng), "label": label, "index": index, "step": step}
+                if self.views is not None:
+                    sample["views"] = self.views.pil(img, self.seed, step, index)
+                samples.append(sample)
             samples[0]["skipped"], skips.reasons = skips.reasons, []
             yield self.collator(samples)
 

@@ -15,7 +15,8 @@ class MaskCollator:
     Each sample is a dict with ``image`` (tensor), ``index`` and ``step`` (ints), optionally
     ``label`` (int) and ``skipped`` (list of strings naming inputs that failed and were replaced).
     The batch dict has ``images`` [B, C, H, W], ``labels`` [B] (or absent), ``index`` [B], ``step``
-    (int), ``ctx_idx`` [B, K], ``tgt_idx`` [B, M, T] and ``skipped`` (list of strings).
+    (int), ``ctx_idx`` [B, K], ``tgt_idx`` [B, M, T], ``skipped`` (list of strings) and, with
+    multi-view inputs, ``views``: {"global": [[B, C, H, W], ...], "local": [[B, C, h, w], ...]}.
     """
 
     def __init__(self, masker: MultiBlockMasker | None) -> None:
@@ -33,6 +34,9 @@ class MaskCollator:
             "step": step,
             "skipped": [reason for s in samples for reason in s.get("skipped", ())],
         }
+        if "views" in samples[0]:  # {"global": [view tensors], "local": [...]} per sample
+            batch["views"] = {kind: [torch.stack([s["views"][kind][v] for s in samples]) for v in range(len(views))]
+                              for kind, views in samples[0]["views"].items()}
         if all(s.get("label") is not None for s in samples):
             batch["labels"] = torch.tensor([int(s["label"]) for s in samples], dtype=torch.long)
         if self.masker is not None:

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import JEPAError
+from ..metrics import feature_std, rankme
 from ..models.predictor import Predictor, PredictorConfig
 from ..models.vit import EncoderConfig, VisionTransformer, gather_tokens, layer_normed, patch_grid, to_2tuple
 from ..objectives import RegressionLoss, jepa_regression_loss
 from .checkpointing import check_same_architecture
-from .monitors import feature_std, rankme
 from .objective import ObjectiveSpec, build_objective
 from .optim import decay_groups
 from .schedules import cosine, warmup_cosine
@@ -72,6 +72,8 @@ class PretrainModule(pl.LightningModule):
             (LeJEPA) or ``vicreg``, as a name or a mapping ``{name: sigreg, weight: 0.05, ...}``
             with that objective's settings (``jepa.train.objective``).
         probe_lr: learning rate of the online linear probe (not scheduled, no weight decay).
+        views_weight: weight of the cross-view term when the data has multi-view inputs: every view's
+            pooled embedding predicts the mean of the global views' target embeddings (LeJEPA).
         compile: ``torch.compile`` the encoders and the predictor.
         activation_checkpointing: recompute each block in the backward pass to save memory.
         monitor_every_n_steps: how often to log the collapse monitors (feature std, RankMe).
@@ -87,6 +89,7 @@ class PretrainModule(pl.LightningModule):
         optim: OptimConfig = OptimConfig(),
         objective: ObjectiveSpec = "ema",
         probe_lr: float = 1e-3,
+        views_weight: float = 1.0,
         compile: bool = False,
         activation_checkpointing: bool = False,
         monitor_every_n_steps: int = 50,
@@ -114,6 +117,7 @@ class PretrainModule(pl.LightningModule):
         self.loss_kind = loss
         self.optim_cfg = copy.deepcopy(optim)
         self.probe_lr = probe_lr
+        self.views_weight = views_weight
         self.use_compile = compile
         self._compiled = False
         self.monitor_every_n_steps = monitor_every_n_steps
@@ -130,6 +134,7 @@ class PretrainModule(pl.LightningModule):
                 "optim": asdict(optim),
                 "objective": self.objective.hparams(),
                 "probe_lr": probe_lr,
+                "views_weight": views_weight,
             }
         )
         self.recent_losses: collections.deque[torch.Tensor] = collections.deque(maxlen=50)
@@ -196,9 +201,11 @@ class PretrainModule(pl.LightningModule):
         self.objective.after_optimizer_step(self, step, total_steps)
 
     # ----------------------------------------------------------------- steps
-    def jepa_loss(self, images: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor, step: int = 0) -> JEPAOutput:
-        """Predicts the layer-normed target tokens of the target blocks from the context block; the
-        objective adds what keeps the representations from collapsing."""
+    def jepa_loss(self, images: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor, step: int = 0,
+                  views: dict[str, list[torch.Tensor]] | None = None) -> JEPAOutput:
+        """Predicts the layer-normed target tokens of the target blocks from the context block (and,
+        with ``views``, every view's embedding from the others); the objective adds what keeps the
+        representations from collapsing."""
         grid = patch_grid(tuple(images.shape[-2:]), self.encoder.patch_size)
         h = self.objective.target_tokens(self, images)
         embeddings = h.mean(dim=1)
@@ -206,9 +213,31 @@ class PretrainModule(pl.LightningModule):
         z = self.encoder(images, keep=ctx_idx)
         pred = self.predictor(z, ctx_idx, tgt_idx, grid)
         prediction = jepa_regression_loss(pred, targets, self.loss_kind)
-        out = self.objective.loss(self, prediction, [embeddings], step)
-        logs = {"train/prediction": prediction.detach(), **out.logs} if out.logs else {}
+        regularized = [embeddings]
+        logs: dict[str, torch.Tensor] = {}
+        if views and (views.get("global") or views.get("local")):
+            cross, online = self.cross_view_loss(embeddings, views)
+            logs["train/prediction"], logs["train/views"] = prediction.detach(), cross.detach()
+            prediction = prediction + self.views_weight * cross
+            regularized += online
+        out = self.objective.loss(self, prediction, regularized, step)
+        if out.logs:
+            logs = {"train/prediction": prediction.detach(), **logs, **out.logs}
         return JEPAOutput(out.loss, embeddings.detach(), logs)
+
+    def cross_view_loss(self, main: torch.Tensor, views: dict[str, list[torch.Tensor]]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """LeJEPA's view prediction: each extra view's pooled online embedding regresses onto the
+        mean of the global views' pooled target embeddings (the masked image is a global view).
+        Returns the loss and the online embeddings (the objective regularises them too)."""
+        online_targets = self.objective.evaluated == "encoder"  # targets come from the online encoder
+        global_targets = [self.objective.target_tokens(self, v).mean(1) for v in views.get("global", [])]
+        centre = torch.stack([main, *global_targets]).mean(0)
+        online = global_targets if online_targets else [self.encoder(v).mean(1) for v in views.get("global", [])]
+        online = [*online, *(self.encoder(v).mean(1) for v in views.get("local", []))]
+        project = self.projector if hasattr(self, "projector") else nn.Identity()
+        goal = project(centre)
+        loss = torch.stack([F.mse_loss(project(e), goal) for e in online]).mean()
+        return loss, online
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         lr, wd = self.apply_schedules(self.optimizers().optimizer, self.global_step, self.max_steps)
@@ -218,7 +247,7 @@ class PretrainModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         self._count_skipped(batch.get("skipped", ()))
-        out = self.jepa_loss(batch["images"], batch["ctx_idx"], batch["tgt_idx"], self.global_step)
+        out = self.jepa_loss(batch["images"], batch["ctx_idx"], batch["tgt_idx"], self.global_step, batch.get("views"))
         self.recent_losses.append(out.loss.detach())
         self.log("loss", out.loss, prog_bar=True)
         if out.logs:

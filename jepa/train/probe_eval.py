@@ -16,8 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..eval.linear import holdout_linear_probe
+from ..metrics import rankme
 from .graceful_stop import stop_of
-from .monitors import rankme
 
 log = logging.getLogger("jepa")
 

@@ -1,4 +1,4 @@
-"""Collapse monitors computed from a batch of features."""
+"""Collapse monitors computed from a batch of features (used in training and by jepa probe)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,236 @@
+"""Training data held in memory as uint8 tensors, augmented and masked in batches on the device.
+
+Small datasets (CIFAR-10 is 150 MB as uint8) are decoded once into a cache file (safetensors,
+written atomically next to the data, or in the user cache when that folder is read-only) whose
+name carries a key of the spec's content: the shard or image files' names, sizes and modification
+times, and the stored resolution. A cache whose key no longer matches is rebuilt. The images are
+then loaded to the training device once, and every step crops, flips and normalises a whole batch
+there in one ``grid_sample`` call: no decoding, no per-image Python, no workers.
+
+Crops, flips and masks are drawn per (seed, step, index) exactly as the streaming path draws them,
+so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ..errors import JEPAError
+from ..masks.multiblock import MultiBlockMasker
+from .device_crops import crop_boxes, resized_crops
+from .sampling import StepBatchSampler
+from .shards import _raw_samples, _SkipLog, decode_image
+from .spec import ImageData
+
+log = logging.getLogger("jepa")
+CACHE_VERSION = 1
+
+
+def _files_of(data: ImageData) -> list[Path]:
+    if data.is_stream:
+        return [Path(u) for u in data.urls or []]
+    samples = getattr(data.source, "samples", None)  # a folder: (path, label) pairs
+    return [Path(p) for p, _ in samples] if samples is not None else []
+
+
+def content_key(data: ImageData, size: tuple[int, int]) -> str:
+    """A key that changes when the data or the stored resolution changes: names, sizes and
+    modification times of the files (builtin data: its name and length, it is generated in code)."""
+    files = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in _files_of(data)]
+    desc = {"v": CACHE_VERSION, "spec": data.spec, "files": files, "size": list(size),
+            "n": None if data.is_stream else len(data.source)}
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _writable(folder: Path) -> bool:
+    # A folder without write bits is read-only by intent, even to root (who may write anyway).
+    return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
+
+
+def cache_path(data: ImageData, size: tuple[int, int], split: str) -> Path:
+    """Next to the data when that folder is writable, else in the user cache."""
+    files = _files_of(data)
+    stem = f"{split}-{size[0]}x{size[1]}.jepa-cache.safetensors"
+    if files and _writable(files[0].parent):
+        return files[0].parent / stem
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    digest = hashlib.sha256(data.spec.encode()).hexdigest()[:12]
+    return Path(root) / "jepa" / "data" / f"{digest}-{stem}"
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for the cache on ``device`` (MemAvailable for the CPU)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def _fit(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """Short side resized to the stored size, centre crop: [H, W, 3] uint8."""
+    if (img.height, img.width) != size:
+        img = TF.center_crop(TF.resize(img, min(size), antialias=True), list(size))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _decode_all(data: ImageData, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    images, labels, skipped = [], [], []
+    if data.is_stream:
+        skips = _SkipLog()
+        for url in data.urls or []:
+            for raw in _raw_samples(url, skips):
+                try:
+                    img, label = decode_image(raw)
+                except Exception as exn:  # undecodable: skipped, counted, reported
+                    skipped.append(f"{url}:{raw.get('__key__')}: {type(exn).__name__}: {exn}")
+                    continue
+                images.append(_fit(img, size))
+                labels.append(-1 if label is None else int(label))
+        skipped += skips.reasons
+    else:
+        for i in range(len(data.source)):
+            try:
+                img, label = data.source.load(i)
+            except Exception as exn:
+                skipped.append(f"{data.source.describe(i)}: {type(exn).__name__}: {exn}")
+                continue
+            images.append(_fit(img, size))
+            labels.append(-1 if label is None else int(label))
+    if not images:
+        raise JEPAError(f"{data.spec} holds no decodable images")
+    return np.stack(images), np.asarray(labels, dtype=np.int64), skipped
+
+
+class MemoryImages:
+    """The decoded training images [N, 3, H, W] uint8 and labels [N] (-1: unlabelled)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, skipped: list[str], path: Path) -> None:
+        self.images, self.labels, self.skipped, self.path = images, labels, skipped, path
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return self.images.numel()
+
+    @classmethod
+    def load_or_build(cls, data: ImageData, size: tuple[int, int], split: str, device: torch.device,
+                      estimate_count: int | None = None) -> MemoryImages:
+        """Reads the cache of ``data`` at ``size``, building it first when missing or stale; refuses
+        a dataset that does not fit in the memory of ``device``."""
+        path = cache_path(data, size, split)
+        key = content_key(data, size)
+        if estimate_count is not None:
+            need = estimate_count * 3 * size[0] * size[1]
+            free = available_memory(device)
+            if need > 0.8 * free:
+                raise JEPAError(
+                    f"data.memory_cache: {data.spec} decodes to {need / 2**30:.1f} GiB at {size[0]}x{size[1]} but "
+                    f"{free / 2**30:.1f} GiB of {device.type} memory is available: set data.memory_cache false to "
+                    "stream it from disk instead"
+                )
+        if path.is_file():
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+            if meta.get("key") == key:
+                return cls._read(path, meta)
+            log.warning("data cache %s is stale (the data or the resolution changed): rebuilding it", path)
+        images, labels, skipped = _decode_all(data, size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tensors = {"images": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), "labels": torch.from_numpy(labels)}
+        save_file(tensors, str(tmp), metadata={"key": key, "spec": data.spec, "skipped": json.dumps(skipped)})
+        os.replace(tmp, path)  # atomic: a reader never sees half a cache
+        log.info("cached %d images of %s at %dx%d in %s", len(labels), data.spec, size[0], size[1], path)
+        return cls(tensors["images"], tensors["labels"], skipped, path)
+
+    @classmethod
+    def _read(cls, path: Path, meta: dict[str, str]) -> MemoryImages:
+        with safe_open(str(path), "pt") as f:
+            images, labels = f.get_tensor("images"), f.get_tensor("labels")
+        return cls(images, labels, json.loads(meta.get("skipped", "[]")), path)
+
+
+class MemoryTrainBatches:
+    """Training batches from ``MemoryImages`` on one device: the same batch dicts as the streaming
+    loader (images, labels, index, step, masks), made on the device.
+
+    ``position`` (a global batch number) says where the next ``iter()`` begins, as for
+    ``ResumableLoader``; each ``iter()`` runs to the end of that epoch.
+    """
+
+    def __init__(self, memory: MemoryImages, sampler: StepBatchSampler, masker: MultiBlockMasker | None,
+                 image_size: tuple[int, int], scale: tuple[float, float], hflip: bool, seed: int,
+                 device: torch.device, views: Any = None) -> None:
+        self.memory, self.sampler, self.masker = memory, sampler, masker
+        self.image_size, self.scale, self.hflip, self.seed = image_size, scale, hflip, seed
+        self.device, self.views = device, views
+        self.position = 0
+        self._images: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def _on_device(self) -> torch.Tensor:
+        if self._images is None or self._images.device != self.device:
+            self._images = self.memory.images.to(self.device)
+        return self._images
+
+    def batch(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
+        images = self._on_device()
+        indices = [i for i, _ in pairs]
+        step = pairs[0][1]
+        idx = torch.tensor(indices, dtype=torch.long)
+        src = images[idx.to(images.device)]
+        _, _, h, w = src.shape
+        boxes, flips = crop_boxes(h, w, self.seed, step, indices, self.scale, (3 / 4, 4 / 3), self.hflip)
+        out: dict[str, Any] = {"images": resized_crops(src, boxes, flips, self.image_size), "index": idx,
+                               "step": step, "skipped": []}
+        labels = self.memory.labels[idx]
+        if bool((labels >= 0).all()):
+            out["labels"] = labels.to(self.device)
+        if self.views is not None:
+            out["views"] = self.views.batch(src, self.seed, step, indices)
+        if self.masker is not None:
+            ctx, tgt = self.masker.batch(step, indices)
+            out["ctx_idx"], out["tgt_idx"] = ctx.to(self.device), tgt.to(self.device)
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        per_epoch = len(self)
+        self.sampler.start = self.position
+        batches = iter(self.sampler)
+        first_of_run = self.position == 0
+        self.position = (self.position // per_epoch + 1) * per_epoch
+        for pairs in batches:
+            batch = self.batch(pairs)
+            if first_of_run:  # inputs that failed to decode into the cache are counted once
+                batch["skipped"], first_of_run = list(self.memory.skipped), False
+            yield batch
+
+    # Lightning saves and restores loaders with these without warning; the position comes from the step.
+    def state_dict(self) -> dict[str, int]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        pass
