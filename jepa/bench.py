@@ -127,13 +127,40 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
     }
 
 
+def bench_data(args: list[str], steps: int, warmup: int) -> dict[str, Any]:
+    """Images/s of the training loader alone (no model): the streaming loader, or the memory cache
+    with ``--data.memory_cache true`` (its batches made on the CPU here)."""
+    from .train.run import build_cli
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        cli = build_cli([*args, "--run_dir", run_dir, "--trainer.logger", "false"])
+    data = cli.datamodule
+    t0 = time.perf_counter()
+    it = iter(data.train_dataloader())
+    for _ in range(warmup + 1):
+        next(it)
+    first = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for _ in range(steps):
+        next(it)
+    elapsed = time.perf_counter() - t1
+    return {"loader": "memory cache" if data.memory_cache else f"streaming, {data.num_workers} workers",
+            "batch_size": data.batch_size, "image_size": list(data.image_size), "batches": steps,
+            "start_s": round(first, 2), "batch_ms": round(1000 * elapsed / steps, 2),
+            "images_per_s": round(data.batch_size * steps / elapsed, 1)}
+
+
 def bench_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="jepa bench", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="a pretraining config (same keys as jepa pretrain)")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--data-only", action="store_true", help="time the training data loader alone, no model")
     known, overrides = parser.parse_known_args(argv)
-    result = bench(["--config", known.config, *overrides], known.steps, known.warmup, known.device)
+    if known.data_only:
+        result = bench_data(["--config", known.config, *overrides], known.steps, known.warmup)
+    else:
+        result = bench(["--config", known.config, *overrides], known.steps, known.warmup, known.device)
     print(json.dumps(result), flush=True)
     return 0

@@ -151,3 +151,22 @@ def test_a_bad_budget_is_one_line(tmp_path):
     result = run_cli("pretrain", "--config", str(cfg), "--budget", "15x")
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "--budget '15x' is not a duration" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("name", ["sigreg", "vicreg"])
+def test_the_projector_cannot_hide_a_collapsed_encoder(name):
+    # Embeddings that differ only by tiny noise (a collapsed encoder) must still look collapsed to
+    # the regulariser after the projector: a BatchNorm inside it would blow the noise up to unit variance.
+    from jepa.train.objective.base import projector
+
+    torch.manual_seed(0)
+    head = projector(32, build_objective(name).settings.projector)
+    collapsed = torch.ones(256, 32) + 1e-4 * torch.randn(256, 32)
+    with torch.no_grad():
+        out = head(collapsed)
+        if name == "sigreg":
+            gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+            # as far from N(0, I) as a single point: the test statistic of a constant sample
+            assert sigreg(out, 64, gen()) > 0.9 * sigreg(torch.zeros_like(out), 64, gen())
+        else:
+            assert variance_loss(out) > 0.98  # 0.99 for no spread at all (the eps in the std)

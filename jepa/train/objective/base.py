@@ -106,14 +106,18 @@ def build_objective(spec: ObjectiveSpec) -> Objective:
 
 
 def projector(in_dim: int, dims: list[int] | tuple[int, ...]) -> nn.Module:
-    """MLP head ``in_dim -> dims[0] -> ... -> dims[-1]`` (BatchNorm and GELU between layers), or the
-    identity for ``dims=[]``: regularisers act on its outputs, the encoder stays as it is."""
+    """MLP head ``in_dim -> dims[0] -> ... -> dims[-1]`` (GELU between layers), or the identity for
+    ``dims=[]``: regularisers act on its outputs, the encoder stays as it is.
+
+    No BatchNorm: it rescales every dimension to unit variance over the batch, so a collapsed
+    encoder whose embeddings differ only by noise would still give the regulariser well-spread
+    outputs (seen: RankMe of the encoder's features fell to 2 while SIGReg was satisfied)."""
     layers: list[nn.Module] = []
     prev = in_dim
     for i, d in enumerate(dims):
         layers.append(nn.Linear(prev, d))
         if i < len(dims) - 1:
-            layers += [nn.BatchNorm1d(d), nn.GELU()]
+            layers.append(nn.GELU())
         prev = d
     return nn.Sequential(*layers) if layers else nn.Identity()
 
