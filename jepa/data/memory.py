@@ -19,6 +19,7 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -196,25 +197,39 @@ class MemoryTrainBatches:
             self._images = self.memory.images.to(self.device)
         return self._images
 
-    def batch(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
-        images = self._on_device()
+    def plan(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
+        """The CPU half of a batch: which images, their crops, flips, view crops and masks (pure
+        functions of (seed, step, index)), drawn one batch ahead in a thread."""
         indices = [i for i, _ in pairs]
         step = pairs[0][1]
-        idx = torch.tensor(indices, dtype=torch.long)
+        h, w = self.memory.images.shape[-2:]
+        plan: dict[str, Any] = {"indices": indices, "step": step, "idx": torch.tensor(indices, dtype=torch.long),
+                                "crops": crop_boxes(h, w, self.seed, step, indices, self.scale, (3 / 4, 4 / 3), self.hflip)}
+        if self.views is not None:
+            plan["views"] = self.views.boxes(h, w, self.seed, step, indices)
+        if self.masker is not None:
+            plan["masks"] = self.masker.batch(step, indices)
+        return plan
+
+    def make(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """The device half: gather the images and crop, flip, normalise them there."""
+        images = self._on_device()
+        idx = plan["idx"]
         src = images[idx.to(images.device)]
-        _, _, h, w = src.shape
-        boxes, flips = crop_boxes(h, w, self.seed, step, indices, self.scale, (3 / 4, 4 / 3), self.hflip)
-        out: dict[str, Any] = {"images": resized_crops(src, boxes, flips, self.image_size), "index": idx,
-                               "step": step, "skipped": []}
+        out: dict[str, Any] = {"images": resized_crops(src, *plan["crops"], self.image_size), "index": idx,
+                               "step": plan["step"], "skipped": []}
         labels = self.memory.labels[idx]
         if bool((labels >= 0).all()):
             out["labels"] = labels.to(self.device)
-        if self.views is not None:
-            out["views"] = self.views.batch(src, self.seed, step, indices)
-        if self.masker is not None:
-            ctx, tgt = self.masker.batch(step, indices)
+        if "views" in plan:
+            out["views"] = self.views.apply(src, plan["views"])
+        if "masks" in plan:
+            ctx, tgt = plan["masks"]
             out["ctx_idx"], out["tgt_idx"] = ctx.to(self.device), tgt.to(self.device)
         return out
+
+    def batch(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
+        return self.make(self.plan(pairs))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         per_epoch = len(self)
@@ -222,11 +237,22 @@ class MemoryTrainBatches:
         batches = iter(self.sampler)
         first_of_run = self.position == 0
         self.position = (self.position // per_epoch + 1) * per_epoch
-        for pairs in batches:
-            batch = self.batch(pairs)
-            if first_of_run:  # inputs that failed to decode into the cache are counted once
-                batch["skipped"], first_of_run = list(self.memory.skipped), False
-            yield batch
+        # Plans are drawn one batch ahead in a thread, so the masks (Python loops) overlap the step.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jepa-plan") as pool:
+            ahead = pool.submit(self._next_plan, batches)
+            while True:
+                plan = ahead.result()
+                if plan is None:
+                    return
+                ahead = pool.submit(self._next_plan, batches)
+                batch = self.make(plan)
+                if first_of_run:  # inputs that failed to decode into the cache are counted once
+                    batch["skipped"], first_of_run = list(self.memory.skipped), False
+                yield batch
+
+    def _next_plan(self, batches: Iterator[list[tuple[int, int]]]) -> dict[str, Any] | None:
+        pairs = next(batches, None)
+        return None if pairs is None else self.plan(pairs)
 
     # Lightning saves and restores loaders with these without warning; the position comes from the step.
     def state_dict(self) -> dict[str, int]:

@@ -71,11 +71,14 @@ class ViewMaker:
             out[kind].append(TrainTransform(size, scale=scale, hflip=self.hflip)(img, rng))
         return out
 
-    def batch(self, images: torch.Tensor, seed: int, step: int, indices: list[int]) -> dict[str, list[torch.Tensor]]:
-        """Views of uint8 ``images`` [B, 3, H, W], made on their device."""
-        _, _, h, w = images.shape
+    def boxes(self, h: int, w: int, seed: int, step: int, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The crop boxes and flips of every view of a batch of ``h`` x ``w`` images (CPU)."""
+        return [crop_boxes(h, w, seed, step, indices, scale, (3 / 4, 4 / 3), self.hflip, salt=2 + v)
+                for v, (_, _, scale) in enumerate(self.plan)]
+
+    def apply(self, images: torch.Tensor, boxes: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
+        """Views of uint8 ``images`` [B, 3, H, W] from ``boxes``, made on the images' device."""
         out: dict[str, list[torch.Tensor]] = {"global": [], "local": []}
-        for v, (kind, size, scale) in enumerate(self.plan):
-            boxes, flips = crop_boxes(h, w, seed, step, indices, scale, (3 / 4, 4 / 3), self.hflip, salt=2 + v)
-            out[kind].append(resized_crops(images, boxes, flips, size))
+        for (kind, size, _), (b, flips) in zip(self.plan, boxes):
+            out[kind].append(resized_crops(images, b, flips, size))
         return out

@@ -57,6 +57,13 @@ class JEPAOutput:
     logs: dict[str, torch.Tensor] = field(default_factory=dict)  # parts of the loss
 
 
+def _split_pooled(encode: Any, views: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Pooled embeddings of each view tensor [B, C, H, W] (all of one size), from one ``encode`` call."""
+    if not views:
+        return []
+    return list(encode(torch.cat(views)).mean(dim=1).chunk(len(views)))
+
+
 class PretrainModule(pl.LightningModule):
     """JEPA pretraining (I-JEPA's masked prediction in representation space).
 
@@ -213,7 +220,9 @@ class PretrainModule(pl.LightningModule):
         z = self.encoder(images, keep=ctx_idx)
         pred = self.predictor(z, ctx_idx, tgt_idx, grid)
         prediction = jepa_regression_loss(pred, targets, self.loss_kind)
-        regularized = [embeddings]
+        # The regulariser needs embeddings with a gradient: the full images' when the targets carry
+        # one, else the context encoder's (sigreg/vicreg with stop-gradient targets; ema ignores them).
+        regularized = [embeddings if embeddings.requires_grad else z.mean(dim=1)]
         logs: dict[str, torch.Tensor] = {}
         if views and (views.get("global") or views.get("local")):
             cross, online = self.cross_view_loss(embeddings, views)
@@ -230,10 +239,12 @@ class PretrainModule(pl.LightningModule):
         mean of the global views' pooled target embeddings (the masked image is a global view).
         Returns the loss and the online embeddings (the objective regularises them too)."""
         online_targets = self.objective.evaluated == "encoder"  # targets come from the online encoder
-        global_targets = [self.objective.target_tokens(self, v).mean(1) for v in views.get("global", [])]
+        g, loc = views.get("global", []), views.get("local", [])
+        # Views of one size go through the encoder together: one call with a bigger batch.
+        global_targets = _split_pooled(lambda x: self.objective.target_tokens(self, x), g)
         centre = torch.stack([main, *global_targets]).mean(0)
-        online = global_targets if online_targets else [self.encoder(v).mean(1) for v in views.get("global", [])]
-        online = [*online, *(self.encoder(v).mean(1) for v in views.get("local", []))]
+        online = global_targets if online_targets else _split_pooled(self.encoder, g)
+        online = [*online, *_split_pooled(self.encoder, loc)]
         project = self.projector if hasattr(self, "projector") else nn.Identity()
         goal = project(centre)
         loss = torch.stack([F.mse_loss(project(e), goal) for e in online]).mean()

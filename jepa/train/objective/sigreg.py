@@ -21,7 +21,9 @@ class SIGRegSettings:
         weight: LeJEPA's lambda: loss = (1 - weight) * prediction + weight * SIGReg.
         slices: random directions the Epps-Pulley test is sketched on (resampled every step).
         projector: hidden and output widths of the MLP whose outputs SIGReg sees ([] for none).
-        stop_grad_targets: detach the target tokens (LeJEPA does not).
+        stop_grad_targets: detach the target tokens (LeJEPA does not); SIGReg then acts on the
+            context encoder's pooled embeddings. About half the cost of a step (no backward
+            through the full images).
     """
 
     weight: float = 0.05
