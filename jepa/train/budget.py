@@ -139,8 +139,10 @@ class WallClockBudget(pl.Callback):
     def _guard(self, trainer: pl.Trainer) -> None:
         # A safety net for a machine that slowed down after timing: stop at a step boundary while
         # the final probe and checkpoint still fit (the schedules then end early).
+        # Stop when one more step would not leave room for the final probe and checkpoint.
         final = self.estimate.get("probe_s", 0.0) + self.estimate.get("checkpoint_s", 0.0) + 2.0
-        if trainer.global_step < (trainer.max_steps or 0) and self.elapsed() + final > self.seconds:
+        next_step = self.estimate.get("step_s", 0.0)
+        if trainer.global_step < (trainer.max_steps or 0) and self.elapsed() + next_step + final > self.seconds:
             log.warning("budget: stopping at step %d of %d to stay within %.0f s", trainer.global_step,
                         trainer.max_steps, self.seconds)
             self.max_steps = trainer.global_step
