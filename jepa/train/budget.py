@@ -69,7 +69,7 @@ class WallClockBudget(pl.Callback):
         margin: fraction of the budget kept free for what timing cannot foresee.
     """
 
-    def __init__(self, seconds: float, config_path: str, calibration_steps: int = 12, margin: float = 0.03,
+    def __init__(self, seconds: float, config_path: str, calibration_steps: int = 12, margin: float = 0.05,
                  started: float | None = None) -> None:
         self.seconds = seconds
         self.config_path = config_path
