@@ -34,7 +34,7 @@ from ..errors import JEPAError
 from ..masks.multiblock import MultiBlockMasker
 from .device_crops import crop_boxes, resized_crops
 from .sampling import StepBatchSampler
-from .shards import _raw_samples, _SkipLog, decode_image
+from .shards import SkipLog, decode_image, raw_samples
 from .spec import ImageData
 
 log = logging.getLogger("jepa")
@@ -96,9 +96,9 @@ def _fit(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
 def _decode_all(data: ImageData, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     images, labels, skipped = [], [], []
     if data.is_stream:
-        skips = _SkipLog()
+        skips = SkipLog()
         for url in data.urls or []:
-            for raw in _raw_samples(url, skips):
+            for raw in raw_samples(url, skips):
                 try:
                     img, label = decode_image(raw)
                 except Exception as exn:  # undecodable: skipped, counted, reported
@@ -227,9 +227,6 @@ class MemoryTrainBatches:
             ctx, tgt = plan["masks"]
             out["ctx_idx"], out["tgt_idx"] = ctx.to(self.device), tgt.to(self.device)
         return out
-
-    def batch(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
-        return self.make(self.plan(pairs))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         per_epoch = len(self)

@@ -74,7 +74,7 @@ def read_classes_file(urls: list[str]) -> tuple[str, ...] | None:
         return tuple(line.strip() for line in f if line.strip())
 
 
-class _SkipLog:
+class SkipLog:
     """Collects why samples were skipped, to be attached to the next batch."""
 
     def __init__(self) -> None:
@@ -85,7 +85,7 @@ class _SkipLog:
         return True  # keep going
 
 
-def _raw_samples(url: str, skips: _SkipLog) -> Iterator[dict[str, Any]]:
+def raw_samples(url: str, skips: SkipLog) -> Iterator[dict[str, Any]]:
     yield from tarfile_samples([{"url": url}], handler=skips.handler)
 
 
@@ -134,13 +134,13 @@ class ShardTrainStream(IterableDataset):
         # loader moves ``start`` on to the next epoch.
         return self._batches(self.start)
 
-    def _stream(self, epoch: int, role: int, skips: _SkipLog) -> Iterator[dict[str, Any]]:
+    def _stream(self, epoch: int, role: int, skips: SkipLog) -> Iterator[dict[str, Any]]:
         rng = random.Random(mix_seed(self.seed, epoch, self.rank, role))
         buffer: list[dict[str, Any]] = []
         empty_shards = 0
         while True:
             got_any = False
-            for sample in _raw_samples(rng.choice(self.urls), skips):
+            for sample in raw_samples(rng.choice(self.urls), skips):
                 got_any = True
                 if len(buffer) < self.shuffle_buffer:
                     buffer.append(sample)
@@ -159,7 +159,7 @@ class ShardTrainStream(IterableDataset):
         # Worker ``wid`` continues the stream of the worker that made batch ``offset + wid`` in an
         # uninterrupted epoch, after skipping the raw samples that worker had already used.
         role = (wid + offset) % nw
-        skips = _SkipLog()
+        skips = SkipLog()
         stream = self._stream(epoch, role, skips)
         for _ in range(len(range(role, offset, nw)) * self.batch_size):
             next(stream)
@@ -199,9 +199,9 @@ class ShardEvalStream(IterableDataset):
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         limit = None if self.limit is None else -(-self.limit // nw)
         produced = 0
-        skips = _SkipLog()
+        skips = SkipLog()
         for url in self.urls[wid::nw]:
-            for raw in _raw_samples(url, skips):
+            for raw in raw_samples(url, skips):
                 if limit is not None and produced >= limit:
                     return
                 try:

@@ -58,9 +58,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def _peek(data: ImageData) -> tuple[tuple[int, int], int | None]:
     """(width, height) and label of the first sample, to check labels and resolution up front."""
     if data.is_stream:
-        from ..data.shards import _raw_samples, _SkipLog, decode_image
+        from ..data.shards import SkipLog, decode_image, raw_samples
 
-        for raw in _raw_samples(data.urls[0], _SkipLog()):
+        for raw in raw_samples(data.urls[0], SkipLog()):
             img, label = decode_image(raw)
             return img.size, label
         raise JEPAError(f"{data.urls[0]} holds no samples")

@@ -80,6 +80,23 @@ class Objective:
         return {"name": self.name, **dataclasses.asdict(self.settings)}
 
 
+class OnlineTargets(Objective):
+    """Objectives without a target network (sigreg, vicreg): the targets are the online encoder's
+    own tokens (detached with a ``stop_grad_targets`` setting), a projector head feeds the
+    regulariser, and the online encoder is what is evaluated and exported."""
+
+    evaluated = "encoder"
+
+    def build(self, encoder: VisionTransformer) -> dict[str, nn.Module]:
+        return {"projector": projector(encoder.embed_dim, self.settings.projector)}
+
+    def target_tokens(self, owner: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        if getattr(self.settings, "stop_grad_targets", False):
+            with torch.no_grad():
+                return owner.encoder(images)
+        return owner.encoder(images)
+
+
 def _owner_of(key: str) -> str | None:
     owners = [n for n, cls in OBJECTIVES.items() if key in {f.name for f in dataclasses.fields(cls.Settings)}]
     return owners[0] if owners else None

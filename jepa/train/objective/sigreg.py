@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ...models.vit import VisionTransformer
 from ...objectives import sigreg
-from .base import Objective, ObjectiveOutput, projector, register, seeded
+from .base import ObjectiveOutput, OnlineTargets, register, seeded
 
 
 @dataclass
@@ -39,19 +38,9 @@ class SIGRegSettings:
 
 
 @register
-class SIGReg(Objective):
+class SIGReg(OnlineTargets):
     name = "sigreg"
     Settings = SIGRegSettings
-    evaluated = "encoder"
-
-    def build(self, encoder: VisionTransformer) -> dict[str, nn.Module]:
-        return {"projector": projector(encoder.embed_dim, self.settings.projector)}
-
-    def target_tokens(self, owner: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        if self.settings.stop_grad_targets:
-            with torch.no_grad():
-                return owner.encoder(images)
-        return owner.encoder(images)
 
     def loss(self, owner: nn.Module, prediction_loss: torch.Tensor, embeddings: list[torch.Tensor],
              step: int) -> ObjectiveOutput:

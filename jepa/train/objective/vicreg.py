@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ...models.vit import VisionTransformer
 from ...objectives import covariance_loss, variance_loss
-from .base import Objective, ObjectiveOutput, projector, register
+from .base import ObjectiveOutput, OnlineTargets, register
 
 
 @dataclass
@@ -33,16 +32,9 @@ class VICRegSettings:
 
 
 @register
-class VICReg(Objective):
+class VICReg(OnlineTargets):
     name = "vicreg"
     Settings = VICRegSettings
-    evaluated = "encoder"
-
-    def build(self, encoder: VisionTransformer) -> dict[str, nn.Module]:
-        return {"projector": projector(encoder.embed_dim, self.settings.projector)}
-
-    def target_tokens(self, owner: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return owner.encoder(images)
 
     def loss(self, owner: nn.Module, prediction_loss: torch.Tensor, embeddings: list[torch.Tensor],
              step: int) -> ObjectiveOutput:
