@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from jepa.cli import main
+from jepa.data.color import ColorConfig, color_params, distort_colors
 from jepa.data.device_crops import crop_boxes, resized_crops
 from jepa.data.memory import MemoryImages, cache_path
 from jepa.data.spec import open_image_data
@@ -98,7 +99,9 @@ def test_a_dataset_too_large_for_memory_is_refused_with_its_size(tmp_path, monke
 
 
 @pytest.mark.parametrize("views", ["{local_views: 2, local_size: 32}", "{local_views: 1, local_size: 2}",
-                                   "{global_views: 1, global_scale: [0.5, 1.5]}"])
+                                   "{global_views: 1, global_scale: [0.5, 1.5]}",
+                                   "{global_views: 1, color: {jitter: 1.5}}",
+                                   "{global_views: 1, color: {jitter: 0.8, brightness: -0.2}}"])
 def test_impossible_views_are_one_line(tmp_path, views):
     cfg = write_tiny_config(tmp_path, steps=1)
     result = run_cli("pretrain", "--config", str(cfg), "--data.views", views)
@@ -120,11 +123,47 @@ def test_views_reach_the_batch_in_both_data_paths(tmp_path, monkeypatch):
         assert batch["images"].shape == (4, 3, 16, 16) and batch["ctx_idx"].shape[0] == 4
 
 
+def test_color_distortion_identity_grayscale_and_determinism():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 8, 8, generator=gen)
+    identity = torch.tensor([[1.0, 1.0, 1.0, 0.0]] * 2)
+    torch.testing.assert_close(distort_colors(x, identity), x)
+    gray = distort_colors(x, torch.tensor([[1.0, 1.0, 1.0, 1.0]] * 2))
+    assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 1], gray[:, 2])
+    # Brightness 0 is black whatever the other factors; saturation 0 equals gray.
+    assert distort_colors(x, torch.tensor([[0.0, 1.5, 1.2, 0.0]] * 2)).abs().max() == 0
+    torch.testing.assert_close(distort_colors(x, torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 2)), gray)
+    cfg = ColorConfig(jitter=0.8, grayscale=0.2)
+    a, b = color_params(cfg, 3, 5, list(range(64)), 100), color_params(cfg, 3, 5, list(range(64)), 100)
+    assert torch.equal(a, b) and not torch.equal(a, color_params(cfg, 3, 6, list(range(64)), 100))
+    jittered = (a[:, :3] != 1).any(1).float().mean().item()
+    assert 0.6 < jittered < 0.95 and 0.05 < a[:, 3].mean().item() < 0.4
+    assert torch.equal(color_params(ColorConfig(), 3, 5, [0, 1], 100), identity)
+
+
+def test_colored_views_are_the_same_on_the_streaming_and_memory_paths():
+    from PIL import Image
+
+    from jepa.data.views import ViewMaker, ViewsConfig
+
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (2, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    maker = ViewMaker(ViewsConfig(global_views=1, global_scale=(1.0, 1.0), color=ColorConfig(jitter=1.0, grayscale=0.5)),
+                      (16, 16), patch_size=4, hflip=False)
+    batched = maker.apply(images, maker.boxes(16, 16, seed=0, step=2, indices=[4, 9]))["global"][0]
+    for row, index in enumerate([4, 9]):
+        pil = Image.fromarray(images[row].permute(1, 2, 0).numpy())
+        single = maker.pil(pil, seed=0, step=2, index=index)["global"][0]
+        torch.testing.assert_close(single, batched[row], atol=2e-3, rtol=0)
+    plain = resized_crops(images, torch.tensor([[0.0, 0.0, 16.0, 16.0]] * 2), torch.zeros(2, dtype=torch.bool), (16, 16))
+    assert (batched - plain).abs().amax(dim=(1, 2, 3)).min() > 0.05  # every view's colours changed
+
+
 CASES = [("sigreg", None, False), ("ema", "{global_views: 1, local_views: 2, local_size: 8}", True),
-         ("sigreg", "{global_views: 1, local_views: 2, local_size: 8}", True)]
+         ("sigreg", "{global_views: 1, local_views: 2, local_size: 8, color: {jitter: 0.8, grayscale: 0.2}}", True)]
 
 
-@pytest.mark.parametrize("objective, views, memory", CASES, ids=["sigreg", "ema-views-memory", "sigreg-views-memory"])
+@pytest.mark.parametrize("objective, views, memory", CASES, ids=["sigreg", "ema-views-memory", "sigreg-color-views-memory"])
 def test_resume_is_bit_exact_for_objectives_views_and_the_memory_cache(tmp_path, monkeypatch, objective, views, memory):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     extra = ["--model.objective", objective, "--data.memory_cache", str(memory).lower(), "--probe.enabled", "false"]

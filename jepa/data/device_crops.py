@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..masks.multiblock import mix_seed
+from .color import distort_colors
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, random_resized_crop_box
 
 
@@ -29,9 +30,11 @@ def crop_boxes(n_h: int, n_w: int, seed: int, step: int, indices: list[int], sca
 
 
 def resized_crops(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor, out: tuple[int, int],
-                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> torch.Tensor:
+                  mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
+                  colors: torch.Tensor | None = None) -> torch.Tensor:
     """Crops ``boxes`` (top, left, h, w) of uint8 ``images`` [B, 3, H, W], flips, resizes to ``out``
-    (bilinear) and normalises, all in one batched ``grid_sample`` on the images' device."""
+    (bilinear), distorts the colours by ``colors`` (``jepa.data.color``) and normalises, all batched
+    on the images' device."""
     b, _, h, w = images.shape
     boxes = boxes.to(images.device)
     top, left, bh, bw = boxes.unbind(1)
@@ -47,6 +50,8 @@ def resized_crops(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor
     theta[:, 1, 2] = cy
     grid = F.affine_grid(theta, [b, 3, *out], align_corners=False)
     x = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if colors is not None:
+        x = distort_colors(x / 255, colors) * 255
     m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) * 255
     s = torch.tensor(std, device=images.device).view(1, 3, 1, 1) * 255
     return (x - m) / s
