@@ -69,15 +69,19 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
     for step in range(4):  # a few distinct mask draws, as training would see
         ctx, tgt = masker.batch(step, list(range(b)))
         images = torch.randn(b, 3, h, w, generator=gen)
-        batches.append((images.to(device), ctx.to(device), tgt.to(device)))
+        views = None
+        if data.views is not None:  # the extra crops of multi-view recipes, made as in training
+            pixels = torch.randint(0, 256, (b, 3, h, w), generator=gen, dtype=torch.uint8)
+            views = data.views.apply(pixels.to(device), data.views.boxes(h, w, 0, step, list(range(b))))
+        batches.append((images.to(device), ctx.to(device), tgt.to(device), views))
 
     total = warmup + steps + 1
 
     def train_step(i: int) -> None:
-        images, ctx, tgt = batches[i % len(batches)]
+        images, ctx, tgt, views = batches[i % len(batches)]
         model.apply_schedules(optimizer, i, total)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            loss = model.jepa_loss(images, ctx, tgt, step=i).loss
+            loss = model.jepa_loss(images, ctx, tgt, step=i, views=views).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -115,6 +119,7 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
         "image_size": [h, w],
         "context_tokens": int(batches[0][1].shape[1]),
         "target_tokens": int(batches[0][2].shape[1] * batches[0][2].shape[2]),
+        "views": {k: len(v) for k, v in (batches[0][3] or {}).items()},
         "steps": steps,
         "step_ms": round(1000 * elapsed / steps, 2),
         "images_per_s": round(b * steps / elapsed, 2),

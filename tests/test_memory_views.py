@@ -1,5 +1,6 @@
 """The in-memory data path (uint8 cache, crops on the device) and multi-view inputs."""
 
+import itertools
 import logging
 import os
 import random
@@ -157,6 +158,26 @@ def test_colored_views_are_the_same_on_the_streaming_and_memory_paths():
         torch.testing.assert_close(single, batched[row], atol=2e-3, rtol=0)
     plain = resized_crops(images, torch.tensor([[0.0, 0.0, 16.0, 16.0]] * 2), torch.zeros(2, dtype=torch.bool), (16, 16))
     assert (batched - plain).abs().amax(dim=(1, 2, 3)).min() > 0.05  # every view's colours changed
+
+
+def test_memory_batches_are_the_same_with_planner_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    from jepa.data.datamodule import ImageDataModule
+    from jepa.data.views import ViewsConfig
+
+    batches = {}
+    for workers in (0, 2):
+        dm = ImageDataModule("builtin:shapes", image_size=16, patch_size=4, batch_size=4, num_workers=workers,
+                             views=ViewsConfig(global_views=1, local_views=1, local_size=8,
+                                               color=ColorConfig(jitter=0.8, grayscale=0.2)), memory_cache=True)
+        loader = dm.train_dataloader()
+        loader.position = len(loader) - 3  # the last batches of an epoch and the first of the next
+        batches[workers] = list(itertools.islice(itertools.chain(loader, loader), 6))
+    assert len(batches[0]) == len(batches[2]) == 6
+    for a, b in zip(batches[0], batches[2]):
+        for key in ("images", "ctx_idx", "tgt_idx", "index"):
+            assert torch.equal(a[key], b[key]), key
+        assert torch.equal(a["views"]["local"][0], b["views"]["local"][0])
 
 
 CASES = [("sigreg", None, False), ("ema", "{global_views: 1, local_views: 2, local_size: 8}", True),

@@ -9,6 +9,7 @@ distortion itself is a few batched tensor operations, applied the same way on th
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -56,8 +57,15 @@ def color_params(cfg: ColorConfig, seed: int, step: int, indices: list[int], sal
     return torch.tensor(rows, dtype=torch.float32)
 
 
+@functools.lru_cache(maxsize=32)
+def device_constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``values`` as a [1, C, 1, 1] tensor on ``device``, made once: a tensor built from Python
+    numbers on a GPU is a host-to-device copy that makes the host wait for the GPU, every step."""
+    return torch.tensor(values, dtype=dtype).view(1, -1, 1, 1).to(device)
+
+
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    luma = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    luma = device_constant(_LUMA, x.device, x.dtype)
     return (x * luma).sum(1, keepdim=True)
 
 

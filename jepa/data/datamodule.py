@@ -29,7 +29,8 @@ class ImageDataModule(pl.LightningDataModule):
         image_size: training resolution, an int or (height, width); the patch size must divide it.
         patch_size: the encoder's patch size (linked from ``model.encoder.patch_size``).
         batch_size: samples per device and step.
-        num_workers: data-loader worker processes (masks are drawn in them too).
+        num_workers: data-loader worker processes (masks are drawn in them too); with ``memory_cache``,
+            the processes that draw the masks, crops and views of the coming batches.
         crop_scale: RandomResizedCrop area range.
         hflip: random horizontal flips.
         masks: multi-block mask settings.
@@ -123,7 +124,8 @@ class ImageDataModule(pl.LightningDataModule):
             self._memory = MemoryImages.load_or_build(data, self.image_size, "train", device, estimate_count=count)
         sampler = StepBatchSampler(len(self._memory), self.batch_size, self.seed, rank, world)
         loader = MemoryTrainBatches(self._memory, sampler, self.masker(), self.image_size, tuple(self.crop_scale),
-                                    self.hflip, self.seed, device, views=self.views)
+                                    self.hflip, self.seed, device, views=self.views,
+                                    workers=self.num_workers)
         loader.position = self._start_batch()
         return loader
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..masks.multiblock import mix_seed
-from .color import distort_colors
+from .color import device_constant, distort_colors
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, random_resized_crop_box
 
 
@@ -52,6 +52,6 @@ def resized_crops(images: torch.Tensor, boxes: torch.Tensor, flips: torch.Tensor
     x = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     if colors is not None:
         x = distort_colors(x / 255, colors) * 255
-    m = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) * 255
-    s = torch.tensor(std, device=images.device).view(1, 3, 1, 1) * 255
+    m = device_constant(tuple(v * 255 for v in mean), x.device, x.dtype)
+    s = device_constant(tuple(v * 255 for v in std), x.device, x.dtype)
     return (x - m) / s

@@ -13,13 +13,17 @@ so a resumed run sees the same batches.
 
 from __future__ import annotations
 
+import collections
 import hashlib
+import itertools
 import json
 import logging
+import multiprocessing as mp
 import os
 import stat
+import weakref
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -172,22 +176,88 @@ class MemoryImages:
         return cls(images, labels, json.loads(meta.get("skipped", "[]")), path)
 
 
+class BatchPlanner:
+    """The CPU half of a memory-path batch: which images, their crops, flips, view crops, colours and
+    masks, all pure functions of (seed, step, index). Small and picklable, so that worker processes
+    can draw plans while the device trains (the masks and views are per-sample Python loops: about
+    7,000 images/s on one core, slower than a GPU's ViT-tiny step)."""
+
+    def __init__(self, hw: tuple[int, int], masker: MultiBlockMasker | None, scale: tuple[float, float],
+                 hflip: bool, seed: int, views: Any = None) -> None:
+        self.hw, self.masker, self.scale, self.hflip, self.seed, self.views = hw, masker, scale, hflip, seed, views
+
+    def __call__(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
+        indices = [i for i, _ in pairs]
+        step = pairs[0][1]
+        h, w = self.hw
+        plan: dict[str, Any] = {"indices": indices, "step": step, "idx": torch.tensor(indices, dtype=torch.long),
+                                "crops": crop_boxes(h, w, self.seed, step, indices, self.scale, (3 / 4, 4 / 3), self.hflip)}
+        if self.views is not None:
+            plan["views"] = self.views.boxes(h, w, self.seed, step, indices)
+        if self.masker is not None:
+            plan["masks"] = self.masker.batch(step, indices)
+        return plan
+
+
+_WORKER_PLANNER: BatchPlanner | None = None
+
+
+def _start_planner(planner: BatchPlanner) -> None:
+    global _WORKER_PLANNER
+    torch.set_num_threads(1)  # plans are small; the trainer keeps the cores' threads
+    _WORKER_PLANNER = planner
+
+
+def _map_tensors(obj: Any, fn: Any) -> Any:
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """The tensors in ``obj`` (nested dicts, lists, tuples) on ``device``. To a GPU through pinned
+    memory without blocking: a plain copy of a pageable tensor makes the host wait until the GPU has
+    finished all queued work, and a batch has a dozen small tensors."""
+    if device.type != "cuda":
+        return _map_tensors(obj, lambda t: t.to(device))
+    return _map_tensors(obj, lambda t: t.pin_memory().to(device, non_blocking=True))
+
+
+def _plan_in_worker(pairs: list[tuple[int, int]]) -> dict[str, Any]:
+    assert _WORKER_PLANNER is not None
+    # As numpy arrays: pickled by value, where torch would pass tensors through shared-memory file
+    # descriptors (a few per plan, soon too many).
+    return _map_tensors(_WORKER_PLANNER(pairs), lambda t: t.numpy())
+
+
+def _from_worker(future: Future) -> dict[str, Any]:
+    return _map_tensors(future.result(), torch.from_numpy)
+
+
 class MemoryTrainBatches:
     """Training batches from ``MemoryImages`` on one device: the same batch dicts as the streaming
     loader (images, labels, index, step, masks), made on the device.
 
     ``position`` (a global batch number) says where the next ``iter()`` begins, as for
-    ``ResumableLoader``; each ``iter()`` runs to the end of that epoch.
+    ``ResumableLoader``; each ``iter()`` runs to the end of that epoch. With ``workers`` > 0 the
+    plans are drawn in that many processes (kept for the whole run), several batches ahead; with 0
+    in one thread, one batch ahead. Either way a batch is the same.
     """
 
     def __init__(self, memory: MemoryImages, sampler: StepBatchSampler, masker: MultiBlockMasker | None,
                  image_size: tuple[int, int], scale: tuple[float, float], hflip: bool, seed: int,
-                 device: torch.device, views: Any = None) -> None:
-        self.memory, self.sampler, self.masker = memory, sampler, masker
-        self.image_size, self.scale, self.hflip, self.seed = image_size, scale, hflip, seed
-        self.device, self.views = device, views
+                 device: torch.device, views: Any = None, workers: int = 0) -> None:
+        self.memory, self.sampler = memory, sampler
+        self.image_size, self.device, self.views = image_size, device, views
+        self.planner = BatchPlanner(tuple(memory.images.shape[-2:]), masker, scale, hflip, seed, views)
+        self.workers = workers
         self.position = 0
         self._images: torch.Tensor | None = None
+        self._pool: Executor | None = None
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -198,35 +268,39 @@ class MemoryTrainBatches:
         return self._images
 
     def plan(self, pairs: list[tuple[int, int]]) -> dict[str, Any]:
-        """The CPU half of a batch: which images, their crops, flips, view crops and masks (pure
-        functions of (seed, step, index)), drawn one batch ahead in a thread."""
-        indices = [i for i, _ in pairs]
-        step = pairs[0][1]
-        h, w = self.memory.images.shape[-2:]
-        plan: dict[str, Any] = {"indices": indices, "step": step, "idx": torch.tensor(indices, dtype=torch.long),
-                                "crops": crop_boxes(h, w, self.seed, step, indices, self.scale, (3 / 4, 4 / 3), self.hflip)}
-        if self.views is not None:
-            plan["views"] = self.views.boxes(h, w, self.seed, step, indices)
-        if self.masker is not None:
-            plan["masks"] = self.masker.batch(step, indices)
-        return plan
+        """The CPU half of a batch (see ``BatchPlanner``)."""
+        return self.planner(pairs)
 
     def make(self, plan: dict[str, Any]) -> dict[str, Any]:
         """The device half: gather the images and crop, flip, normalise them there."""
         images = self._on_device()
-        idx = plan["idx"]
-        src = images[idx.to(images.device)]
-        out: dict[str, Any] = {"images": resized_crops(src, *plan["crops"], self.image_size), "index": idx,
-                               "step": plan["step"], "skipped": []}
-        labels = self.memory.labels[idx]
+        labels = self.memory.labels[plan["idx"]]
+        host = {k: plan[k] for k in ("idx", "crops", "views", "masks") if k in plan}
         if bool((labels >= 0).all()):
-            out["labels"] = labels.to(self.device)
-        if "views" in plan:
-            out["views"] = self.views.apply(src, plan["views"])
-        if "masks" in plan:
-            ctx, tgt = plan["masks"]
-            out["ctx_idx"], out["tgt_idx"] = ctx.to(self.device), tgt.to(self.device)
+            host["labels"] = labels
+        dev = to_device(host, images.device)
+        src = images[dev["idx"]]
+        out: dict[str, Any] = {"images": resized_crops(src, *dev["crops"], self.image_size), "index": plan["idx"],
+                               "step": plan["step"], "skipped": []}
+        if "labels" in dev:
+            out["labels"] = dev["labels"]
+        if "views" in dev:
+            out["views"] = self.views.apply(src, dev["views"])
+        if "masks" in dev:
+            out["ctx_idx"], out["tgt_idx"] = dev["masks"]
         return out
+
+    def _executor(self) -> tuple[Executor, Any, int]:
+        if self.workers <= 0:
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="jepa-plan"), self.plan, 1
+        if self._pool is None:
+            # Forked like DataLoader workers (the children touch no CUDA); spawn would re-import the
+            # user's __main__.
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method),
+                                             initializer=_start_planner, initargs=(self.planner,))
+            weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
+        return self._pool, _plan_in_worker, 2 * self.workers
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         per_epoch = len(self)
@@ -234,22 +308,25 @@ class MemoryTrainBatches:
         batches = iter(self.sampler)
         first_of_run = self.position == 0
         self.position = (self.position // per_epoch + 1) * per_epoch
-        # Plans are drawn one batch ahead in a thread, so the masks (Python loops) overlap the step.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="jepa-plan") as pool:
-            ahead = pool.submit(self._next_plan, batches)
-            while True:
-                plan = ahead.result()
-                if plan is None:
-                    return
-                ahead = pool.submit(self._next_plan, batches)
+        pool, plan_fn, ahead_n = self._executor()
+        ahead: collections.deque[Future] = collections.deque()
+        try:
+            for pairs in itertools.islice(batches, ahead_n):
+                ahead.append(pool.submit(plan_fn, pairs))
+            while ahead:
+                plan = ahead.popleft().result() if self.workers <= 0 else _from_worker(ahead.popleft())
+                pairs = next(batches, None)
+                if pairs is not None:
+                    ahead.append(pool.submit(plan_fn, pairs))
                 batch = self.make(plan)
                 if first_of_run:  # inputs that failed to decode into the cache are counted once
                     batch["skipped"], first_of_run = list(self.memory.skipped), False
                 yield batch
-
-    def _next_plan(self, batches: Iterator[list[tuple[int, int]]]) -> dict[str, Any] | None:
-        pairs = next(batches, None)
-        return None if pairs is None else self.plan(pairs)
+        finally:
+            for future in ahead:
+                future.cancel()
+            if self.workers <= 0:
+                pool.shutdown(wait=True)
 
     # Lightning saves and restores loaders with these without warning; the position comes from the step.
     def state_dict(self) -> dict[str, int]:

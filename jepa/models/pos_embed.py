@@ -31,3 +31,11 @@ def _sincos_2d_cached(grid_h: int, grid_w: int, dim: int) -> torch.Tensor:
 def sincos_2d(grid_h: int, grid_w: int, dim: int) -> torch.Tensor:
     """Returns ``[grid_h * grid_w, dim]`` embeddings in row-major patch order (a fresh copy)."""
     return _sincos_2d_cached(grid_h, grid_w, dim).clone()
+
+
+@functools.lru_cache(maxsize=32)
+def sincos_2d_on(grid_h: int, grid_w: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``sincos_2d`` on ``device`` in ``dtype``, made once per grid: building it on the host every
+    forward pass would copy it to the GPU every step, and each such copy makes the host wait.
+    Shared and read-only: add it, never write into it."""
+    return _sincos_2d_cached(grid_h, grid_w, dim).to(device=device, dtype=dtype)

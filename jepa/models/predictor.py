@@ -8,7 +8,7 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from .pos_embed import sincos_2d
+from .pos_embed import sincos_2d, sincos_2d_on
 from .vit import LayerNorm6, gather_tokens, init_vit_weights, rescale_residual_branches, run_blocks
 
 
@@ -74,7 +74,7 @@ class Predictor(nn.Module):
     def position_embedding(self, grid: tuple[int, int] | None) -> torch.Tensor:
         if grid is None or grid == self.grid_size:
             return self.pos_embed
-        return sincos_2d(*grid, self.width).to(self.pos_embed)
+        return sincos_2d_on(*grid, self.width, self.pos_embed.device, self.pos_embed.dtype)
 
     def forward(
         self,

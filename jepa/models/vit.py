@@ -15,7 +15,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .pos_embed import sincos_2d
+from .pos_embed import sincos_2d, sincos_2d_on
 
 # LayerNorm with eps 1e-6, as in timm's ViT and the I-JEPA code.
 LayerNorm6 = functools.partial(nn.LayerNorm, eps=1e-6)
@@ -171,7 +171,7 @@ class VisionTransformer(nn.Module):
     def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
         if grid == self.grid_size:
             return self.pos_embed
-        return sincos_2d(*grid, self.embed_dim).unsqueeze(0).to(self.pos_embed)
+        return sincos_2d_on(*grid, self.embed_dim, self.pos_embed.device, self.pos_embed.dtype).unsqueeze(0)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Patch embedding plus positions: [B, C, H, W] -> [B, N, D]."""

@@ -34,11 +34,14 @@ def sigreg(embeddings: torch.Tensor, num_slices: int = 256, generator: torch.Gen
     """Mean Epps-Pulley statistic of ``embeddings`` [N, D] over ``num_slices`` random unit directions.
 
     The directions are drawn from ``generator`` (seed it with the step for a reproducible, resumable
-    run) on the CPU and moved to the embeddings' device.
+    run) on the generator's device and moved to the embeddings' device (a no-op when they agree).
     """
     if embeddings.dim() != 2:
         raise ValueError(f"sigreg expects embeddings [N, D], got shape {tuple(embeddings.shape)}")
     d = embeddings.shape[1]
-    directions = torch.randn(d, num_slices, generator=generator)
+    where = generator.device if generator is not None else embeddings.device
+    directions = torch.randn(d, num_slices, generator=generator, device=where)
     directions = (directions / directions.norm(dim=0, keepdim=True)).to(embeddings.device)
-    return epps_pulley(embeddings.float() @ directions, knots=knots).mean()
+    # In fp32 under bf16 autocast too: the characteristic function needs the projections' tails.
+    with torch.autocast(embeddings.device.type, enabled=False):
+        return epps_pulley(embeddings.float() @ directions, knots=knots).mean()

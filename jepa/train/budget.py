@@ -7,9 +7,10 @@ steps, periodic probes and checkpoints, the final probe and checkpoint) fits the
 that ``max_steps`` into the run's ``config.yaml`` and into its checkpoints. A resumed run takes it
 from the checkpoint instead of timing again, so the schedules and the resume stay exact.
 
-The first ``calibration_steps`` steps run with a fixed provisional total (the config's
-``trainer.max_steps`` is replaced; only the weight-decay and EMA schedules depend on the total that
-early, and only slightly); they are the same in every run, so a resume is exact whatever the timing.
+The timed steps run with a fixed provisional total (the config's ``trainer.max_steps`` is
+replaced; only the weight-decay and EMA schedules depend on the total that early, and only
+slightly), so a resume from any checkpoint written after ``max_steps`` was fixed is exact whatever
+the timing.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class WallClockBudget(pl.Callback):
     Args:
         seconds: the budget for the whole run, counted from the start of the process.
         config_path: the run's ``config.yaml``, where the fixed ``trainer.max_steps`` is written.
-        calibration_steps: steps timed before ``max_steps`` is fixed (the first one is not counted).
+        calibration_steps: steps timed before ``max_steps`` is fixed (the first one is not counted);
+            more while they add up to less than 1% of the budget (10 s at most).
         margin: fraction of the budget kept free for what timing cannot foresee.
     """
 
@@ -102,8 +104,13 @@ class WallClockBudget(pl.Callback):
         if self.max_steps is not None:
             self._guard(trainer)
             return
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)  # time the GPU's work, not how fast it was queued
         self._marks.append(time.monotonic())
-        if len(self._marks) > self.calibration_steps:
+        # At least calibration_steps steps and, for fast steps, a few seconds of them: the first
+        # steps of a compiled model recompile for new shapes, and short steps time noisily.
+        timed = self._marks[-1] - self._marks[1] if len(self._marks) > 1 else 0.0
+        if len(self._marks) > self.calibration_steps and timed >= min(10.0, 0.01 * self.seconds):
             self._fix(trainer, module)
 
     def _set(self, trainer: pl.Trainer, steps: int) -> None:

@@ -139,7 +139,9 @@ def projector(in_dim: int, dims: list[int] | tuple[int, ...]) -> nn.Module:
     return nn.Sequential(*layers) if layers else nn.Identity()
 
 
-def seeded(step: int, salt: int) -> torch.Generator:
-    """A CPU generator for step ``step``: random draws of an objective repeat exactly on resume."""
-    return torch.Generator().manual_seed((step * 1_000_003 + salt) & 0x7FFF_FFFF_FFFF_FFFF)
+def seeded(step: int, salt: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator for step ``step`` on ``device``: random draws of an objective repeat exactly on
+    resume. On the training device, so that drawing needs no host-to-device copy (each such copy
+    of a pageable tensor makes the host wait for the GPU)."""
+    return torch.Generator(device=device).manual_seed((step * 1_000_003 + salt) & 0x7FFF_FFFF_FFFF_FFFF)
 

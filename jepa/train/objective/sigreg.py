@@ -44,7 +44,7 @@ class SIGReg(OnlineTargets):
 
     def loss(self, owner: nn.Module, prediction_loss: torch.Tensor, embeddings: list[torch.Tensor],
              step: int) -> ObjectiveOutput:
-        gen = seeded(step, salt=1)
+        gen = seeded(step, salt=1, device=embeddings[0].device)
         reg = torch.stack([sigreg(owner.projector(e), self.settings.slices, gen) for e in embeddings]).mean()
         w = self.settings.weight
         return ObjectiveOutput((1 - w) * prediction_loss + w * reg, {"train/sigreg": reg.detach()})
