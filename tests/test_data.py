@@ -146,3 +146,20 @@ def test_cifar_shards_load_with_labels_and_classes():
     assert batch["images"].shape == (16, 3, 32, 32) and batch["labels"].max() < 10
     fit, score = dm.probe_dataloaders()
     assert sum(len(y) for _, y, _ in score) == 50
+
+
+def test_shards_without_classes_file_name_it_when_the_probe_is_skipped(tmp_path):
+    import json
+
+    from jepa.cli import main
+
+    from conftest import write_tiny_config
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    _write_shard(shards / "train-000000.tar", 24)
+    cfg = write_tiny_config(tmp_path, steps=1)
+    spec = str(shards / "train-000000.tar")
+    assert main(["pretrain", "--config", str(cfg), "--data.train", spec, "--data.val", spec]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "classes.txt" in summary["probe"]["skipped"], summary["probe"]

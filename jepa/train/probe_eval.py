@@ -22,6 +22,15 @@ from .graceful_stop import stop_of
 log = logging.getLogger("jepa")
 
 
+def no_labels_reason(trainer: pl.Trainer) -> str:
+    """Why the run has no classes: shards name theirs in a classes.txt, which is easy to forget."""
+    data = getattr(getattr(trainer, "datamodule", None), "train_data", None)
+    if data is not None and data.is_stream:
+        return ("the training shards name no classes: put a classes.txt (one class name per line, in label "
+                "order) beside them for the probe")
+    return "the training data has no labels"
+
+
 class ProbeEvaluation(pl.Callback):
     """Fits a linear probe on average-pooled target-encoder features at step 0, every
     ``every_n_steps`` and at the end; logs ``probe/linear_acc``, ``probe/online_acc``, ``probe/rankme``.
@@ -86,7 +95,7 @@ class ProbeEvaluation(pl.Callback):
 
     def evaluate(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, float] | None:
         if not self.enabled or module.probe is None:
-            self.skipped_reason = "the training data has no labels" if self.enabled else "disabled"
+            self.skipped_reason = no_labels_reason(trainer) if self.enabled else "disabled"
             return None
         if self._loaders is None:
             self._loaders = trainer.datamodule.probe_dataloaders()
