@@ -7,9 +7,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..errors import JEPAError
+from ..grid import patch_grid, to_2tuple
 from ..masks.collator import MaskCollator
 from ..masks.multiblock import MultiBlockConfig, MultiBlockMasker
-from ..models.vit import patch_grid, to_2tuple
 from .eval_loader import eval_loader
 from .memory import MemoryImages, MemoryTrainBatches
 from .sampling import AugmentedImages, ResumableLoader, StepBatchSampler

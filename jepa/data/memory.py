@@ -190,7 +190,7 @@ class BatchPlanner:
         indices = [i for i, _ in pairs]
         step = pairs[0][1]
         h, w = self.hw
-        plan: dict[str, Any] = {"indices": indices, "step": step, "idx": torch.tensor(indices, dtype=torch.long),
+        plan: dict[str, Any] = {"step": step, "idx": torch.tensor(indices, dtype=torch.long),
                                 "crops": crop_boxes(h, w, self.seed, step, indices, self.scale, (3 / 4, 4 / 3), self.hflip)}
         if self.views is not None:
             plan["views"] = self.views.boxes(h, w, self.seed, step, indices)
@@ -290,9 +290,10 @@ class MemoryTrainBatches:
             out["ctx_idx"], out["tgt_idx"] = dev["masks"]
         return out
 
-    def _executor(self) -> tuple[Executor, Any, int]:
+    def _executor(self) -> tuple[Executor, Any, Any, int]:
+        """(pool, what it runs on a batch's pairs, how a finished plan is read back, batches ahead)."""
         if self.workers <= 0:
-            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="jepa-plan"), self.plan, 1
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="jepa-plan"), self.plan, Future.result, 1
         if self._pool is None:
             # Forked like DataLoader workers (the children touch no CUDA); spawn would re-import the
             # user's __main__.
@@ -300,7 +301,7 @@ class MemoryTrainBatches:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context(method),
                                              initializer=_start_planner, initargs=(self.planner,))
             weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
-        return self._pool, _plan_in_worker, 2 * self.workers
+        return self._pool, _plan_in_worker, _from_worker, 2 * self.workers
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         per_epoch = len(self)
@@ -308,13 +309,13 @@ class MemoryTrainBatches:
         batches = iter(self.sampler)
         first_of_run = self.position == 0
         self.position = (self.position // per_epoch + 1) * per_epoch
-        pool, plan_fn, ahead_n = self._executor()
+        pool, plan_fn, receive, ahead_n = self._executor()
         ahead: collections.deque[Future] = collections.deque()
         try:
             for pairs in itertools.islice(batches, ahead_n):
                 ahead.append(pool.submit(plan_fn, pairs))
             while ahead:
-                plan = ahead.popleft().result() if self.workers <= 0 else _from_worker(ahead.popleft())
+                plan = receive(ahead.popleft())
                 pairs = next(batches, None)
                 if pairs is not None:
                     ahead.append(pool.submit(plan_fn, pairs))

@@ -103,9 +103,21 @@ class _GuardedIter(_MultiProcessingDataLoaderIter):
         except RuntimeError as exn:
             if "exited unexpectedly" not in str(exn):
                 raise
-            dead = [w for w in self._workers if w.exitcode is not None]
-            causes = "; ".join(describe_exit(w.pid, w.exitcode) for w in dead) or str(exn)
+            raise DataWorkerDied(self._deaths() or str(exn)) from None
+        except (ConnectionError, EOFError):
+            # A worker killed after it queued a batch but before its shared memory was handed over:
+            # the hand-over's connection is reset. Named like any other death when a worker is gone.
+            causes = self._deaths(wait=1.0)
+            if not causes:
+                raise
             raise DataWorkerDied(causes) from None
+
+    def _deaths(self, wait: float = 0.0) -> str:
+        """How the workers that have ended did (after waiting up to ``wait`` s for one to be reaped)."""
+        for w in self._workers:
+            if wait and w.exitcode is None:
+                w.join(timeout=wait / len(self._workers))
+        return "; ".join(describe_exit(w.pid, w.exitcode) for w in self._workers if w.exitcode is not None)
 
     def _shutdown_workers(self) -> None:
         super()._shutdown_workers()

@@ -15,6 +15,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..grid import patch_grid, to_2tuple
 from .pos_embed import sincos_2d, sincos_2d_on
 
 # LayerNorm with eps 1e-6, as in timm's ViT and the I-JEPA code.
@@ -29,25 +30,6 @@ VIT_SIZES: dict[str, tuple[int, int, int, float]] = {
     "huge": (1280, 32, 16, 4.0),
     "giant": (1408, 40, 16, 48 / 11),
 }
-
-
-def to_2tuple(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return (size, size)
-    if len(size) != 2:
-        raise ValueError(f"expected an int or a (height, width) pair, got {size!r}")
-    return (int(size[0]), int(size[1]))
-
-
-def patch_grid(img_size: int | tuple[int, int], patch_size: int) -> tuple[int, int]:
-    """Number of patches along (height, width); refuses sizes the patch does not divide."""
-    h, w = to_2tuple(img_size)
-    if h % patch_size or w % patch_size:
-        raise ValueError(
-            f"image size {h}x{w} is not divisible by patch size {patch_size}: "
-            f"choose an image size that is a multiple of {patch_size}"
-        )
-    return h // patch_size, w // patch_size
 
 
 def gather_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
