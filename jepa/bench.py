@@ -2,7 +2,9 @@
 
 The timed step is the training step of ``jepa pretrain`` (the module's loss with its objective,
 the same optimizer groups and schedules, the objective's after-step work such as the EMA update) on
-synthetic images with real multi-block masks, so data loading is left out. MFU is measured against a matmul peak measured on the same device in the same dtype.
+synthetic images or clips with the run's real masks (I-JEPA multi-block, V-JEPA 3-D blocks or tubes), so
+data loading is left out. MFU is measured against a matmul peak measured on the same device in the
+same dtype.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import JEPAError
+from .masks.collator import mask_groups
 
 
 def _sync(device: torch.device) -> None:
@@ -67,21 +70,21 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
     gen = torch.Generator().manual_seed(0)
     batches = []
     for step in range(4):  # a few distinct mask draws, as training would see
-        ctx, tgt = masker.batch(step, list(range(b)))
-        images = torch.randn(b, 3, h, w, generator=gen)
+        groups = [(c.to(device), t.to(device)) for c, t in mask_groups(masker.batch(step, list(range(b))))]
+        inputs = torch.randn(b, *data.input_shape, generator=gen)
         views = None
         if data.views is not None:  # the extra crops of multi-view recipes, made as in training
             pixels = torch.randint(0, 256, (b, 3, h, w), generator=gen, dtype=torch.uint8)
             views = data.views.apply(pixels.to(device), data.views.boxes(h, w, 0, step, list(range(b))))
-        batches.append((images.to(device), ctx.to(device), tgt.to(device), views))
+        batches.append((inputs.to(device), groups, views))
 
     total = warmup + steps + 1
 
     def train_step(i: int) -> None:
-        images, ctx, tgt, views = batches[i % len(batches)]
+        inputs, groups, views = batches[i % len(batches)]
         model.apply_schedules(optimizer, i, total)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            loss = model.jepa_loss(images, ctx, tgt, step=i, views=views).loss
+            loss = model.jepa_loss(inputs, groups, step=i, views=views).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -110,19 +113,21 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
     else:
         memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak RSS (KiB on Linux)
         device_label = f"cpu ({torch.get_num_threads()} threads)"
-    tokens = model.encoder.num_patches if (h, w) == model.encoder.img_size else (h // model.encoder.patch_size) * (w // model.encoder.patch_size)
+    tokens = model.encoder.patch_embed.proj(batches[0][0][:1]).flatten(2).shape[-1]
+    groups = batches[0][1]
     return {
         "device": device_label,
         "objective": model.objective.name,
         "precision": precision,
         "batch_size": b,
-        "image_size": [h, w],
-        "context_tokens": int(batches[0][1].shape[1]),
-        "target_tokens": int(batches[0][2].shape[1] * batches[0][2].shape[2]),
-        "views": {k: len(v) for k, v in (batches[0][3] or {}).items()},
+        "input_shape": list(data.input_shape),
+        "tokens": int(tokens),
+        "context_tokens": [int(c.shape[1]) for c, _ in groups],
+        "target_tokens": [int(t.shape[1] * t.shape[2]) for _, t in groups],
+        "views": {k: len(v) for k, v in (batches[0][2] or {}).items()},
         "steps": steps,
         "step_ms": round(1000 * elapsed / steps, 2),
-        "images_per_s": round(b * steps / elapsed, 2),
+        ("clips_per_s" if len(data.input_shape) == 4 else "images_per_s"): round(b * steps / elapsed, 2),
         "tokens_per_s": round(b * tokens * steps / elapsed, 1),
         "flops_per_step": flops_per_step,
         "achieved_tflops": round(achieved / 1e12, 4),

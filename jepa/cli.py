@@ -17,6 +17,7 @@ commands:
   probe      evaluate an encoder:  jepa probe {linear,attentive,knn} --encoder DIR --train DATA --val DATA
   launch     cluster jobs:         jepa launch {slurm,torchrun} --config FILE ... [--dry-run]
   bench      time training steps:  jepa bench --config FILE [--steps N] [--warmup N]
+  shards     write webdataset shards: jepa shards {images,videos,episodes} SRC OUT_PATTERN [--max-count N] [--max-size 1GB]
 
 'jepa <command> --help' shows a command's arguments."""
 
@@ -48,6 +49,36 @@ def export_main(argv: list[str]) -> int:
     return 0
 
 
+def shards_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="jepa shards", description="Write webdataset shards and verify them.")
+    parser.add_argument("kind", choices=("images", "videos", "episodes"))
+    parser.add_argument("src", help="images: a folder (class subfolders give labels); videos: a folder or a "
+                        "'path label' list (.csv/.txt); episodes: a folder or episode shards (a .tar brace pattern)")
+    parser.add_argument("out_pattern", help="shard paths with one printf number, e.g. out/train-%%06d.tar")
+    parser.add_argument("--max-count", type=int, default=10_000, help="most samples in a shard (default 10000)")
+    parser.add_argument("--max-size", default="1GB", help="most bytes in a shard: 500MB, 2GiB, ... (default 1GB)")
+    parser.add_argument("--overwrite", action="store_true", help="replace shards already matching OUT_PATTERN")
+    parser.add_argument("--workers", type=int, default=None, help="threads checking inputs (default: up to 4)")
+    args = parser.parse_args(argv)
+    import warnings
+
+    from .data import shard_writer
+
+    write = {"images": shard_writer.write_image_shards, "videos": shard_writer.write_video_shards,
+             "episodes": shard_writer.write_episode_shards}[args.kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the report below says what the warnings would
+        report = write(args.src, args.out_pattern, max_count=args.max_count,
+                       max_bytes=shard_writer.parse_size(args.max_size), overwrite=args.overwrite,
+                       workers=args.workers)
+    print(report.summary())
+    for note in report.warnings[:5]:
+        print(f"warning: {note}", file=sys.stderr)
+    if len(report.warnings) > 5:
+        print(f"warning: ... and {len(report.warnings) - 5} more", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -73,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             from .bench import bench_main
 
             return bench_main(rest)
+        if command == "shards":
+            return shards_main(rest)
     except JEPAError as exn:
         return _fail(str(exn))
     except (KeyboardInterrupt, RunAborted):

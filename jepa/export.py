@@ -8,7 +8,6 @@ Nothing here unpickles anything a user did not create: checkpoints are read with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -19,86 +18,26 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .contract import (
+    ARCH_KEYS,
+    CONFIG,
+    ENCODER_PREFIXES,
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    PROJECTOR,
+    REQUIRED_CONFIG_KEYS,
+    WEIGHTS,
+    build_encoder,
+    checkpoint_arch,
+    checkpoint_objective,
+    evaluated_encoder,
+    module_state,
+    read_checkpoint,
+    sha256_file,
+)
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .errors import JEPAError
-from .models.vit import EncoderConfig, VisionTransformer
-
-EXPORT_FORMAT = "jepa-encoder"
-EXPORT_VERSION = 1
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-PROJECTOR = "projector.safetensors"  # written only by jepa export --with-projector
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_sharded(path: Path) -> dict[str, Any]:
-    """A sharded (FSDP) checkpoint folder: ``meta.pt`` plus torch.distributed.checkpoint shards,
-    gathered into one state dict on CPU without a process group."""
-    from torch.distributed.checkpoint import FileSystemReader
-    from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner
-    from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
-
-    ckpt = torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
-    tensors: dict[str, Any] = {}
-    _load_state_dict(tensors, storage_reader=FileSystemReader(path), planner=_EmptyStateDictLoadPlanner(), no_dist=True)
-    ckpt["state_dict"] = tensors.get("model", tensors.get("state_dict", {}))
-    return ckpt
-
-
-def _load_reason(exn: Exception) -> str:
-    """A short reason a file did not load, without torch's advice to unpickle it anyway."""
-    text = str(exn).strip()
-    if "Unsupported global" in text:
-        return "it holds objects other than tensors and plain types, which are not unpickled"
-    if any(m in text for m in ("weights_only", "Unpickler", "invalid load key", "zip archive", "magic number")):
-        return "not a torch checkpoint"
-    return text.splitlines()[0][:200] if text else type(exn).__name__
-
-
-def read_checkpoint(path: str | Path, tensors: bool = True) -> dict[str, Any]:
-    """Loads a ``jepa pretrain`` checkpoint (a file, or a sharded FSDP folder) without unpickling
-    code; refuses anything else. ``tensors=False`` reads what a resume check needs (step and
-    hyper-parameters) without gathering the shards of a sharded checkpoint."""
-    path = Path(path)
-    if not path.exists():
-        raise JEPAError(f"checkpoint {path} does not exist")
-    try:
-        if path.is_dir():
-            if not (path / "meta.pt").is_file():
-                raise ValueError("a folder without meta.pt")
-            ckpt = _read_sharded(path) if tensors else torch.load(path / "meta.pt", map_location="cpu", weights_only=True)
-        else:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=not tensors)
-    except Exception as exn:
-        raise JEPAError(f"{path} is not a checkpoint of this framework ({_load_reason(exn)})") from None
-    if not isinstance(ckpt, dict) or "jepa" not in ckpt or "encoder" not in ckpt.get("hyper_parameters", {}):
-        raise JEPAError(f"{path} is not a checkpoint of this framework (written by jepa pretrain)")
-    return ckpt
-
-
-def encoder_config_from_hparams(hp: dict[str, Any]) -> dict[str, Any]:
-    """Architecture of the encoder a checkpoint trained (sizes resolved, no defaults left implicit)."""
-    cfg = EncoderConfig(**hp["encoder"])
-    width, depth, heads, mlp_ratio = cfg.resolved()
-    return {
-        "arch": "vit",
-        "width": width,
-        "depth": depth,
-        "heads": heads,
-        "mlp_ratio": mlp_ratio,
-        "patch_size": cfg.patch_size,
-        "img_size": list(hp["image_size"]),
-        "in_chans": 3,
-        "num_frames": 1,  # images; video encoders will export their clip length and tubelet size
-        "tubelet_size": 1,
-    }
+from .models.vit import VisionTransformer
 
 
 def _readable_by_others(path: Path) -> None:
@@ -107,18 +46,6 @@ def _readable_by_others(path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
-
-
-# --which: the state-dict prefix of each encoder a checkpoint can hold.
-ENCODER_PREFIXES = {"target": "target_encoder.", "context": "encoder."}
-
-
-def evaluated_encoder(ckpt: dict[str, Any]) -> str:
-    """``target`` or ``context``: the encoder the checkpoint's objective evaluates (the EMA target
-    for ``ema``, the one online encoder for ``sigreg`` and ``vicreg``; checkpoints from before
-    objectives were pluggable are ``ema``)."""
-    evaluated = (ckpt.get("jepa") or {}).get("evaluated", "target_encoder")
-    return "target" if evaluated == "target_encoder" else "context"
 
 
 def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "auto", overwrite: bool = False,
@@ -136,19 +63,19 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
     if (out / WEIGHTS).exists() and not overwrite:
         raise JEPAError(f"{out} already holds an export ({WEIGHTS}): choose another folder, or pass --overwrite")
     ckpt = read_checkpoint(ckpt_path)
-    objective = (ckpt.get("jepa") or {}).get("objective", "ema")
+    objective = checkpoint_objective(ckpt)
     which = evaluated_encoder(ckpt) if which == "auto" else which
-    prefix = ENCODER_PREFIXES[which]
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    state = module_state(ckpt, which)
     if not state:
         hint = " (its objective has no target encoder: use --which context)" if which == "target" else ""
         raise JEPAError(f"{ckpt_path} holds no {which} encoder weights{hint}")
-    projector = {k[len("projector."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("projector.")}
+    projector = module_state(ckpt, "projector")
     if with_projector and not projector:
         raise JEPAError(f"{ckpt_path} holds no projector (objective {objective} has none)")
-    arch = encoder_config_from_hparams(ckpt["hyper_parameters"])
+    arch = {k: v for k, v in checkpoint_arch(ckpt).items() if k in ARCH_KEYS}
     encoder = build_encoder(arch)
-    state["pos_embed"] = encoder.pos_embed.clone()  # fixed sin-cos, saved for timm's learned slot
+    if hasattr(encoder, "pos_embed"):
+        state["pos_embed"] = encoder.pos_embed.clone()  # fixed sin-cos, saved for timm's learned slot
     out.mkdir(parents=True, exist_ok=True)
     weights = out / WEIGHTS
     tmp = out / f".{WEIGHTS}.tmp{os.getpid()}"
@@ -184,24 +111,13 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
     return out
 
 
-def build_encoder(arch: dict[str, Any]) -> VisionTransformer:
-    return VisionTransformer(
-        img_size=tuple(arch["img_size"]),
-        patch_size=arch["patch_size"],
-        in_chans=arch.get("in_chans", 3),
-        embed_dim=arch["width"],
-        depth=arch["depth"],
-        num_heads=arch["heads"],
-        mlp_ratio=arch["mlp_ratio"],
-    )
-
-
 class FrozenEncoder(nn.Module):
     """An exported encoder in eval mode with no gradients.
 
-    ``encoder(images)`` returns patch tokens [B, N, D] for normalised images [B, 3, H, W]
-    (``encoder.normalize(x)`` normalises images with values in [0, 1]);
-    ``encoder.features(images)`` the average-pooled feature vector [B, D];
+    ``encoder(x)`` returns tokens [B, N, D] for normalised images [B, 3, H, W] or, for a video
+    encoder (``config["modality"] == "video"``), clips [B, 3, T, H, W] too
+    (``encoder.normalize(x)`` normalises inputs with values in [0, 1]);
+    ``encoder.features(x)`` the average-pooled feature vector [B, D];
     ``encoder.last_layers(images, n)`` the last ``n`` blocks' tokens (each through the final norm).
     ``config`` is the export's config.json; ``mean``/``std`` its input normalisation.
     """
@@ -215,16 +131,21 @@ class FrozenEncoder(nn.Module):
         self.embed_dim = vit.embed_dim
         self.patch_size = vit.patch_size
         self.img_size = vit.img_size
+        self.num_frames = vit.num_frames
+        self.tubelet_size = vit.tubelet_size
+        self.video = vit.video
         self.eval()
 
     def train(self, mode: bool = True) -> FrozenEncoder:
         return super().train(False)  # stays frozen: no dropout or drop-path ever
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Images with values in [0, 1] (e.g. from ``torchvision.transforms.ToTensor``) -> the
-        normalised input the encoder was trained on."""
-        mean = images.new_tensor(self.mean).view(-1, 1, 1)
-        std = images.new_tensor(self.std).view(-1, 1, 1)
+        """Images [B, C, H, W] or clips [B, C, T, H, W] with values in [0, 1] (e.g. from
+        ``torchvision.transforms.ToTensor``) -> the normalised input the encoder was trained on."""
+        # Channels are dim 0 of one image [C, H, W], dim 1 of a batch of images or clips.
+        shape = (-1, 1, 1) if images.dim() == 3 else (1, -1) + (1,) * (images.dim() - 2)
+        mean = images.new_tensor(self.mean).view(shape)
+        std = images.new_tensor(self.std).view(shape)
         return (images - mean) / std
 
     @torch.no_grad()
@@ -250,7 +171,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
         raise JEPAError(f"{path} is not valid JSON ({exn})") from None
     if config.get("format") != EXPORT_FORMAT:
         raise JEPAError(f"{path} is not a jepa encoder export (format {config.get('format')!r})")
-    missing = [k for k in ("width", "depth", "heads", "mlp_ratio", "patch_size", "img_size", "sha256") if k not in config]
+    missing = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
     if missing:
         raise JEPAError(f"{path} lacks {', '.join(missing)}")
     return config
@@ -305,11 +226,17 @@ def timm_model_kwargs(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def timm_encoder(directory: str | Path) -> nn.Module:
-    """The export as a timm VisionTransformer (``model(images)`` = the pooled features)."""
+    """The export as a timm VisionTransformer (``model(images)`` = the pooled features).
+
+    Image encoders with sin-cos positions only: timm's VisionTransformer has a 2-D patch embedding
+    and one learned position table, so it cannot hold a video (tubelet) encoder or rotary positions."""
     import timm
 
     directory = Path(directory)
     config = load_encoder(directory).config  # validates files, checksum and shapes first
+    if config.get("modality", "image") != "image" or config.get("pos", "sincos") != "sincos":
+        raise JEPAError(f"{directory} holds a {config.get('modality')} encoder with {config.get('pos')} positions: "
+                        "timm's VisionTransformer holds only image encoders with sin-cos positions; use jepa.load_encoder")
     return timm.create_model(
         "vit_base_patch16_224",
         pretrained=True,

@@ -20,3 +20,24 @@ def patch_grid(img_size: int | tuple[int, int], patch_size: int) -> tuple[int, i
             f"choose an image size that is a multiple of {patch_size}"
         )
     return h // patch_size, w // patch_size
+
+
+def clip_grid(num_frames: int, img_size: int | tuple[int, int], patch_size: int, tubelet_size: int) -> tuple[int, int, int]:
+    """Number of tokens along (time, height, width) of a clip; refuses a tubelet that does not
+    divide the clip length and sizes the patch does not divide."""
+    if tubelet_size < 1 or num_frames < 1:
+        raise ValueError(f"frames ({num_frames}) and tubelet size ({tubelet_size}) must be positive")
+    if num_frames % tubelet_size:
+        raise ValueError(
+            f"tubelet size {tubelet_size} does not divide frames_per_clip {num_frames}: "
+            f"choose a clip length that is a multiple of {tubelet_size}"
+        )
+    return (num_frames // tubelet_size, *patch_grid(img_size, patch_size))
+
+
+def grid_tokens(grid: tuple[int, ...]) -> int:
+    """Tokens in a grid of any rank."""
+    n = 1
+    for g in grid:
+        n *= int(g)
+    return n

@@ -54,6 +54,29 @@ def write_tiny_config(tmp_path: Path, steps: int = 4, train: str = "builtin:shap
     return cfg
 
 
+TINY_VIDEO_DATA = """\
+data:
+  train: {train}
+  image_size: 16
+  clips: {{frames_per_clip: 4, frame_step: 1}}
+  batch_size: 4
+  num_workers: {workers}
+  probe_train_samples: 32
+  probe_val_samples: 16
+"""
+
+
+def write_tiny_video_config(tmp_path: Path, steps: int = 4, train: str = "builtin:bouncing", workers: int = 0,
+                            ckpt_every: int = 2, extra: str = "") -> Path:
+    """The tiny config with clips: 4 frames of 16 x 16 (tubelet 2, patch 4: 2 x 4 x 4 tokens)."""
+    cfg = write_tiny_config(tmp_path, steps=steps, ckpt_every=ckpt_every)
+    text = cfg.read_text()
+    text = text[: text.index("data:\n")] + TINY_VIDEO_DATA.format(train=train, workers=workers) + \
+        text[text.index("probe:\n"):]
+    cfg.write_text(text + extra)
+    return cfg
+
+
 @pytest.fixture(autouse=True)
 def _single_thread_determinism():
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -39,6 +39,7 @@ class Record(pl.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self._write(trainer, {"step": trainer.global_step, "loss": outputs["loss"].item(),
                               "index": batch["index"].tolist(), "rank": trainer.global_rank,
+                              "source": batch.get("source"),
                               "world": trainer.world_size, "env_rank": os.environ.get("RANK")})
 
     def on_train_end(self, trainer, module) -> None:

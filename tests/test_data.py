@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from jepa.data import ImageDataModule, ShapesDataset, open_image_data
+from jepa.data import PretrainDataModule, ShapesDataset, open_image_data
 from jepa.data.sampling import StepBatchSampler
 from jepa.errors import JEPAError
 
@@ -56,15 +56,15 @@ def test_bad_data_specs_name_the_problem(tmp_path, make, spec, message):
 
 def test_image_size_not_divisible_by_patch_is_refused():
     with pytest.raises(JEPAError, match="not divisible by patch size 16"):
-        ImageDataModule(image_size=100, patch_size=16)
+        PretrainDataModule(image_size=100, patch_size=16)
 
 
 def test_undecodable_image_is_skipped_and_reported(tmp_path):
     _save_images(tmp_path / "a", 7)
     (tmp_path / "a" / "broken.png").write_bytes(b"not a png at all")
-    dm = ImageDataModule(str(tmp_path), image_size=16, patch_size=4, batch_size=8, num_workers=0)
+    dm = PretrainDataModule(str(tmp_path), image_size=16, patch_size=4, batch_size=8, num_workers=0)
     batch = next(iter(dm.train_dataloader()))
-    assert batch["images"].shape == (8, 3, 16, 16)  # the bad input was replaced: shapes stay static
+    assert batch["inputs"].shape == (8, 3, 16, 16)  # the bad input was replaced: shapes stay static
     assert len(batch["skipped"]) == 1 and "broken.png" in batch["skipped"][0]
 
 
@@ -82,14 +82,14 @@ def test_step_batch_sampler_disjoint_ranks_and_resume():
 
 
 def test_builtin_loader_resumes_where_it_stopped():
-    dm = ImageDataModule(image_size=16, patch_size=4, batch_size=4, num_workers=0)
+    dm = PretrainDataModule(image_size=16, patch_size=4, batch_size=4, num_workers=0)
     loader = dm.train_dataloader()
     straight = [b for _, b in zip(range(6), loader)]
     loader2 = dm.train_dataloader()
     loader2.position = 3
     resumed = [b for _, b in zip(range(3), loader2)]
     for a, b in zip(straight[3:], resumed):
-        assert torch.equal(a["images"], b["images"]) and torch.equal(a["ctx_idx"], b["ctx_idx"])
+        assert torch.equal(a["inputs"], b["inputs"]) and torch.equal(a["masks"][0][0], b["masks"][0][0])
         assert a["step"] == b["step"]
 
 
@@ -110,7 +110,7 @@ def test_shard_stream_resumes_mid_epoch_exactly(tmp_path, workers):
     for k in range(3):
         _write_shard(tmp_path / f"s-{k}.tar", 20)
     spec = str(tmp_path / "s-{0..2}.tar")
-    dm = ImageDataModule(spec, image_size=16, patch_size=4, batch_size=4, num_workers=workers, shuffle_buffer=8)
+    dm = PretrainDataModule(spec, image_size=16, patch_size=4, batch_size=4, num_workers=workers, shuffle_buffer=8)
     loader = dm.train_dataloader()
     assert len(loader) == 15
     straight = [b for _, b in zip(range(8), loader)]
@@ -120,17 +120,17 @@ def test_shard_stream_resumes_mid_epoch_exactly(tmp_path, workers):
     resumed = [b for _, b in zip(range(3), loader2)]
     for a, b in zip(straight[5:], resumed):
         assert a["step"] == b["step"]
-        assert torch.equal(a["images"], b["images"]) and torch.equal(a["tgt_idx"], b["tgt_idx"])
+        assert torch.equal(a["inputs"], b["inputs"]) and torch.equal(a["masks"][0][1], b["masks"][0][1])
 
 
 def test_shard_stream_skips_undecodable_samples(tmp_path):
     _write_shard(tmp_path / "s-0.tar", 12, broken={3})
-    dm = ImageDataModule(str(tmp_path / "s-0.tar"), image_size=16, patch_size=4, batch_size=4, num_workers=0)
+    dm = PretrainDataModule(str(tmp_path / "s-0.tar"), image_size=16, patch_size=4, batch_size=4, num_workers=0)
     batches = [b for _, b in zip(range(2), dm.train_dataloader())]
-    assert all(b["images"].shape == (4, 3, 16, 16) for b in batches)
+    assert all(b["inputs"].shape == (4, 3, 16, 16) for b in batches)
     skipped = [r for b in batches for r in b["skipped"]]
     assert len(skipped) <= 1  # the broken sample is skipped if the shuffled stream reached it
-    dm2 = ImageDataModule(str(tmp_path / "s-0.tar"), image_size=16, patch_size=4, batch_size=11, num_workers=0,
+    dm2 = PretrainDataModule(str(tmp_path / "s-0.tar"), image_size=16, patch_size=4, batch_size=11, num_workers=0,
                           shuffle_buffer=1, samples_per_epoch=11)
     batch = next(iter(dm2.train_dataloader()))
     assert any("00003" in r for r in batch["skipped"])
@@ -138,12 +138,12 @@ def test_shard_stream_skips_undecodable_samples(tmp_path):
 
 @needs_cifar()
 def test_cifar_shards_load_with_labels_and_classes():
-    dm = ImageDataModule(str(CIFAR / "train-{000000..000009}.tar"), val=str(CIFAR / "test-{000000..000001}.tar"),
+    dm = PretrainDataModule(str(CIFAR / "train-{000000..000009}.tar"), val=str(CIFAR / "test-{000000..000001}.tar"),
                          image_size=32, patch_size=4, batch_size=16, num_workers=0, samples_per_epoch=50000,
                          probe_train_samples=100, probe_val_samples=50)
     assert dm.num_classes == 10
     batch = next(iter(dm.train_dataloader()))
-    assert batch["images"].shape == (16, 3, 32, 32) and batch["labels"].max() < 10
+    assert batch["inputs"].shape == (16, 3, 32, 32) and batch["labels"].max() < 10
     fit, score = dm.probe_dataloaders()
     assert sum(len(y) for _, y, _ in score) == 50
 

@@ -77,12 +77,12 @@ def test_masks_are_a_pure_function_of_seed_step_index():
 def test_collator_stacks_and_rejects_mixed_steps():
     masker = MultiBlockMasker((4, 4), MultiBlockConfig(min_context=1))
     collate = MaskCollator(masker)
-    samples = [{"image": torch.zeros(3, 16, 16), "label": i, "index": i, "step": 2, "skipped": ["x"] if i == 0 else []}
+    samples = [{"input": torch.zeros(3, 16, 16), "label": i, "index": i, "step": 2, "skipped": ["x"] if i == 0 else []}
                for i in range(3)]
     batch = collate(samples)
-    assert batch["images"].shape == (3, 3, 16, 16)
+    assert batch["inputs"].shape == (3, 3, 16, 16)
     assert batch["labels"].tolist() == [0, 1, 2] and batch["step"] == 2 and batch["skipped"] == ["x"]
-    assert batch["ctx_idx"].shape[0] == 3 and batch["tgt_idx"].shape[:2] == (3, 4)
+    assert batch["masks"][0][0].shape[0] == 3 and batch["masks"][0][1].shape[:2] == (3, 4)
     samples[1]["step"] = 3
     with pytest.raises(ValueError, match="one step"):
         collate(samples)

@@ -16,7 +16,7 @@ from jepa.data.memory import MemoryImages, cache_path
 from jepa.data.spec import open_image_data
 from jepa.data.transforms import IMAGENET_MEAN, IMAGENET_STD, random_resized_crop_box
 from jepa.errors import JEPAError
-from jepa.masks.multiblock import mix_seed
+from jepa.seeding import mix_seed
 
 from conftest import write_tiny_config
 from helpers import read_records
@@ -112,16 +112,16 @@ def test_impossible_views_are_one_line(tmp_path, views):
 
 def test_views_reach_the_batch_in_both_data_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    from jepa.data.datamodule import ImageDataModule
+    from jepa.data.datamodule import PretrainDataModule
     from jepa.data.views import ViewsConfig
 
     for memory in (False, True):
-        dm = ImageDataModule("builtin:shapes", image_size=16, patch_size=4, batch_size=4, num_workers=0,
+        dm = PretrainDataModule("builtin:shapes", image_size=16, patch_size=4, batch_size=4, num_workers=0,
                              views=ViewsConfig(global_views=1, local_views=2, local_size=8), memory_cache=memory)
         batch = next(iter(dm.train_dataloader()))
         assert [v.shape for v in batch["views"]["global"]] == [(4, 3, 16, 16)]
         assert [v.shape for v in batch["views"]["local"]] == [(4, 3, 8, 8)] * 2
-        assert batch["images"].shape == (4, 3, 16, 16) and batch["ctx_idx"].shape[0] == 4
+        assert batch["inputs"].shape == (4, 3, 16, 16) and batch["masks"][0][0].shape[0] == 4
 
 
 def test_color_distortion_identity_grayscale_and_determinism():
@@ -162,12 +162,12 @@ def test_colored_views_are_the_same_on_the_streaming_and_memory_paths():
 
 def test_memory_batches_are_the_same_with_planner_processes(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    from jepa.data.datamodule import ImageDataModule
+    from jepa.data.datamodule import PretrainDataModule
     from jepa.data.views import ViewsConfig
 
     batches = {}
     for workers in (0, 2):
-        dm = ImageDataModule("builtin:shapes", image_size=16, patch_size=4, batch_size=4, num_workers=workers,
+        dm = PretrainDataModule("builtin:shapes", image_size=16, patch_size=4, batch_size=4, num_workers=workers,
                              views=ViewsConfig(global_views=1, local_views=1, local_size=8,
                                                color=ColorConfig(jitter=0.8, grayscale=0.2)), memory_cache=True)
         loader = dm.train_dataloader()
@@ -175,8 +175,9 @@ def test_memory_batches_are_the_same_with_planner_processes(tmp_path, monkeypatc
         batches[workers] = list(itertools.islice(itertools.chain(loader, loader), 6))
     assert len(batches[0]) == len(batches[2]) == 6
     for a, b in zip(batches[0], batches[2]):
-        for key in ("images", "ctx_idx", "tgt_idx", "index"):
+        for key in ("inputs", "index"):
             assert torch.equal(a[key], b[key]), key
+        assert all(torch.equal(x, y) for ga, gb in zip(a["masks"], b["masks"]) for x, y in zip(ga, gb))
         assert torch.equal(a["views"]["local"][0], b["views"]["local"][0])
 
 

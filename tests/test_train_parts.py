@@ -99,7 +99,7 @@ def test_jepa_loss_trains_context_encoder_and_predictor_only():
     images = torch.randn(4, 3, 16, 16)
     ctx = torch.tensor([[0, 1, 2, 3, 4]] * 4)
     tgt = torch.tensor([[[10, 11], [12, 13], [14, 15], [8, 9]]] * 4)
-    out = m.jepa_loss(images, ctx, tgt)
+    out = m.jepa_loss(images, [(ctx, tgt)])
     assert out.features.shape == (4, 32) and not out.features.requires_grad
     out.loss.backward()
     assert m.encoder.blocks[0].attn.qkv.weight.grad is not None
@@ -124,7 +124,7 @@ def test_online_probe_gets_no_gradient_path_into_encoders():
 
 def _loss_and_grads(module, images, ctx, tgt):
     module.zero_grad()
-    out = module.jepa_loss(images, ctx, tgt)
+    out = module.jepa_loss(images, [(ctx, tgt)])
     out.loss.backward()
     return out.loss.detach(), [p.grad.clone() for p in module.encoder.parameters()]
 

@@ -16,7 +16,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..masks.multiblock import mix_seed
+from ..seeding import mix_seed
 
 SHAPE_CLASSES = (
     "circle", "square", "triangle", "star", "cross", "ring", "crescent", "arrow", "ell", "semicircle",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..masks.multiblock import mix_seed
+from ..seeding import mix_seed
 
 # ITU-R 601 luma, as torchvision's rgb_to_grayscale.
 _LUMA = (0.299, 0.587, 0.114)

@@ -12,7 +12,7 @@ import random
 import torch
 import torch.nn.functional as F
 
-from ..masks.multiblock import mix_seed
+from ..seeding import mix_seed
 from .color import device_constant, distort_colors
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, random_resized_crop_box
 

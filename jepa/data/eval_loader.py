@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from .sampling import EvalImages
 from .shards import ShardEvalStream
-from .spec import ImageData
+from .spec import Data
 from .transforms import EvalTransform
 from .workers import WorkerSafeLoader
 
@@ -27,7 +27,7 @@ def collate_eval(batch: list[tuple[torch.Tensor | None, int | str]]) -> tuple[to
     return torch.stack([x for x, _ in kept]), torch.tensor([int(y) for _, y in kept]), reasons
 
 
-def eval_loader(data: ImageData, transform: EvalTransform, limit: int | None, batch_size: int, workers: int,
+def eval_loader(data: Data, transform: EvalTransform, limit: int | None, batch_size: int, workers: int,
                 subset_seed: int | None = None) -> DataLoader:
     """The first ``limit`` samples of ``data`` (a seeded random ``limit`` of a map-style source when
     ``subset_seed`` is given), in order, batched with ``collate_eval``."""

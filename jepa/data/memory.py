@@ -39,20 +39,20 @@ from ..masks.multiblock import MultiBlockMasker
 from .device_crops import crop_boxes, resized_crops
 from .sampling import StepBatchSampler
 from .shards import SkipLog, decode_image, raw_samples
-from .spec import ImageData
+from .spec import Data
 
 log = logging.getLogger("jepa")
 CACHE_VERSION = 1
 
 
-def _files_of(data: ImageData) -> list[Path]:
+def _files_of(data: Data) -> list[Path]:
     if data.is_stream:
         return [Path(u) for u in data.urls or []]
     samples = getattr(data.source, "samples", None)  # a folder: (path, label) pairs
     return [Path(p) for p, _ in samples] if samples is not None else []
 
 
-def content_key(data: ImageData, size: tuple[int, int]) -> str:
+def content_key(data: Data, size: tuple[int, int]) -> str:
     """A key that changes when the data or the stored resolution changes: names, sizes and
     modification times of the files (builtin data: its name and length, it is generated in code)."""
     files = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in _files_of(data)]
@@ -66,7 +66,7 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK) and bool(folder.stat().st_mode & stat.S_IWUSR)
 
 
-def cache_path(data: ImageData, size: tuple[int, int], split: str) -> Path:
+def cache_path(data: Data, size: tuple[int, int], split: str) -> Path:
     """Next to the data when that folder is writable, else in the user cache."""
     files = _files_of(data)
     stem = f"{split}-{size[0]}x{size[1]}.jepa-cache.safetensors"
@@ -97,7 +97,7 @@ def _fit(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def _decode_all(data: ImageData, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _decode_all(data: Data, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     images, labels, skipped = [], [], []
     if data.is_stream:
         skips = SkipLog()
@@ -139,7 +139,7 @@ class MemoryImages:
         return self.images.numel()
 
     @classmethod
-    def load_or_build(cls, data: ImageData, size: tuple[int, int], split: str, device: torch.device,
+    def load_or_build(cls, data: Data, size: tuple[int, int], split: str, device: torch.device,
                       estimate_count: int | None = None) -> MemoryImages:
         """Reads the cache of ``data`` at ``size``, building it first when missing or stale; refuses
         a dataset that does not fit in the memory of ``device``."""
@@ -280,14 +280,14 @@ class MemoryTrainBatches:
             host["labels"] = labels
         dev = to_device(host, images.device)
         src = images[dev["idx"]]
-        out: dict[str, Any] = {"images": resized_crops(src, *dev["crops"], self.image_size), "index": plan["idx"],
+        out: dict[str, Any] = {"inputs": resized_crops(src, *dev["crops"], self.image_size), "index": plan["idx"],
                                "step": plan["step"], "skipped": []}
         if "labels" in dev:
             out["labels"] = dev["labels"]
         if "views" in dev:
             out["views"] = self.views.apply(src, dev["views"])
         if "masks" in dev:
-            out["ctx_idx"], out["tgt_idx"] = dev["masks"]
+            out["masks"] = [dev["masks"]]
         return out
 
     def _executor(self) -> tuple[Executor, Any, Any, int]:

@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import JEPAError
-from ..masks.multiblock import mix_seed
+from ..seeding import mix_seed
 from .transforms import EvalTransform, TrainTransform
 
 if TYPE_CHECKING:
@@ -93,22 +93,24 @@ class AugmentedImages(Dataset):
         n = len(self.source)
         for k in range(self.max_replacements):
             candidate = (index + k * 7919) % n
+            rng = random.Random(mix_seed(self.seed, step, index, 1))
             try:
                 img, label = self.source.load(candidate)
+                x = self.transform(img, rng)  # a clip is decoded here: its failures are skipped too
                 break
             except Exception as exn:  # decode errors of any kind: skip, count, report
                 skipped.append(f"{self.source.describe(candidate)}: {type(exn).__name__}: {exn}")
         else:
             raise JEPAError(f"{self.max_replacements} inputs in a row failed to load, last: {skipped[-1]}")
-        rng = random.Random(mix_seed(self.seed, step, index, 1))
-        sample = {"image": self.transform(img, rng), "label": label, "index": index, "step": step, "skipped": skipped}
+        short = [self.source.describe(candidate)] if getattr(self.transform, "last_short", False) else []
+        sample = {"input": x, "label": label, "index": index, "step": step, "skipped": skipped, "short": short}
         if self.views is not None:
             sample["views"] = self.views.pil(img, self.seed, step, index)
         return sample
 
 
 class EvalImages(Dataset):
-    """Deterministic (image tensor, label) pairs for feature extraction; refuses unlabelled data.
+    """Deterministic (image or clip tensor, label) pairs for feature extraction; refuses unlabelled data.
     Batch them with ``eval_loader.collate_eval``."""
 
     def __init__(self, source: ImageSource, transform: EvalTransform, indices: list[int] | None = None) -> None:
@@ -124,11 +126,13 @@ class EvalImages(Dataset):
         index = self.indices[i]
         try:
             img, label = self.source.load(index)
+            if label is not None:
+                x = self.transform(img, index)
         except Exception as exn:  # decode errors of any kind: skipped, counted by the caller
             return None, f"{self.source.describe(index)}: {type(exn).__name__}: {exn}"
         if label is None:
             raise JEPAError(f"{self.source.describe(index)} has no label: probes need labelled data")
-        return self.transform(img), label
+        return x, label
 
 
 class ResumableLoader(WorkerSafeLoader):

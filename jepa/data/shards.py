@@ -1,4 +1,5 @@
-"""WebDataset image shards: ``<key>.jpg`` (or png/webp) plus an optional ``<key>.cls`` label.
+"""WebDataset shards: ``<key>.jpg`` (or png/webp) images, or ``<key>.mp4`` (webm/mkv/avi/mov)
+encoded videos, plus an optional ``<key>.cls`` label.
 
 Training reads *resampled* shards with a fixed number of batches per epoch, so no rank ever waits
 for another; each rank draws from its own disjoint subset of the shards.
@@ -22,8 +23,9 @@ from webdataset.tariterators import tarfile_samples
 
 from ..errors import JEPAError
 from ..masks.collator import MaskCollator
-from ..masks.multiblock import mix_seed
+from ..seeding import mix_seed
 from .transforms import EvalTransform, TrainTransform
+from .video.sources import VIDEO_KEYS, VideoRef
 
 if TYPE_CHECKING:
     from .views import ViewMaker
@@ -45,15 +47,22 @@ def expand_shards(pattern: str) -> list[str]:
     return urls
 
 
-def decode_image(sample: dict[str, Any]) -> tuple[Image.Image, int | None]:
-    """Decodes one raw webdataset sample into (RGB image, label or None); raises on bad bytes."""
+def decode_image(sample: dict[str, Any]) -> tuple[Image.Image | VideoRef, int | None]:
+    """Decodes one raw webdataset sample into (RGB image, label or None); raises on bad bytes. A
+    video sample gives a ``VideoRef`` to its bytes instead (the clip transform decodes the frames
+    it uses)."""
+    label = sample.get("cls")
+    label = int(label.decode().strip()) if label is not None else None
+    video = next((k for k in VIDEO_KEYS if k in sample), None)
+    if video is not None:
+        return VideoRef(sample[video], f"{sample.get('__url__')}:{sample.get('__key__')}.{video}"), label
     key = next((k for k in IMAGE_KEYS if k in sample), None)
     if key is None:
-        raise ValueError(f"sample {sample.get('__key__')} has no image ({'/'.join(IMAGE_KEYS)})")
+        raise ValueError(f"sample {sample.get('__key__')} has no image ({'/'.join(IMAGE_KEYS)}) or video "
+                         f"({'/'.join(VIDEO_KEYS)})")
     with Image.open(io.BytesIO(sample[key])) as img:
         img = img.convert("RGB")
-    label = sample.get("cls")
-    return img, (int(label.decode().strip()) if label is not None else None)
+    return img, label
 
 
 def count_samples(urls: list[str]) -> int:
@@ -169,13 +178,15 @@ class ShardTrainStream(IterableDataset):
             while len(samples) < self.batch_size:
                 raw = next(stream)
                 index = self.rank * self.batch_size + len(samples)
+                rng = random.Random(mix_seed(self.seed, step, index, 1))
                 try:
                     img, label = decode_image(raw)
-                except Exception as exn:  # a bad image is skipped, counted and reported
+                    x = self.transform(img, rng)
+                except Exception as exn:  # a bad image or video is skipped, counted and reported
                     skips.reasons.append(f"{raw.get('__url__')}:{raw.get('__key__')}: {exn}")
                     continue
-                rng = random.Random(mix_seed(self.seed, step, index, 1))
-                sample = {"image": self.transform(img, rng), "label": label, "index": index, "step": step}
+                sample = {"input": x, "label": label, "index": index, "step": step,
+                          "short": [img.name] if getattr(self.transform, "last_short", False) else []}
                 if self.views is not None:
                     sample["views"] = self.views.pil(img, self.seed, step, index)
                 samples.append(sample)
@@ -204,12 +215,13 @@ class ShardEvalStream(IterableDataset):
             for raw in raw_samples(url, skips):
                 if limit is not None and produced >= limit:
                     return
+                if "cls" not in raw:
+                    raise JEPAError(f"shards {self.urls[0]} ... have no labels (.cls): probes need labelled data")
                 try:
                     img, label = decode_image(raw)
+                    x = self.transform(img, produced * nw + wid)
                 except Exception as exn:  # skipped; collate_eval hands the reason on to be counted
                     yield None, f"{raw.get('__url__')}:{raw.get('__key__')}: {type(exn).__name__}: {exn}"
                     continue
-                if label is None:
-                    raise JEPAError(f"shards {self.urls[0]} ... have no labels (.cls): probes need labelled data")
                 produced += 1
-                yield self.transform(img), label
+                yield x, label

@@ -91,7 +91,8 @@ class EvalTransform:
         self.image_size = image_size
         self.mean, self.std = tuple(mean), tuple(std)
 
-    def __call__(self, img: Image.Image) -> torch.Tensor:
+    def __call__(self, img: Image.Image, index: int = 0) -> torch.Tensor:
+        """The view of ``img`` (``index``, the sample's position, is for clips; images ignore it)."""
         h, w = self.image_size
         if (img.height, img.width) != (h, w):
             short = min(h, w)

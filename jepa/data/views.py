@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ..errors import JEPAError
-from ..masks.multiblock import mix_seed
+from ..seeding import mix_seed
 from .color import ColorConfig, color_params, distort_colors
 from .device_crops import crop_boxes, resized_crops
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, TrainTransform

@@ -19,9 +19,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 
+from ..data.clip_transforms import ClipEvalTransform, ClipFrames
 from ..data.eval_loader import eval_loader
-from ..data.spec import ImageData
+from ..data.spec import Data
 from ..data.transforms import EvalTransform
+from ..data.video.clips import ClipSampling
 from ..errors import JEPAError
 from ..export import FrozenEncoder
 from ..stopping import raise_if_stop_requested
@@ -50,15 +52,35 @@ def default_cache_dir() -> Path:
     return Path(root) / "jepa" / "features"
 
 
-def cache_key(backbone_id: str, data: ImageData, split: str, image_size: tuple[int, int], limit: int | None,
-              tokens: bool) -> str:
+def cache_key(backbone_id: str, data: Data, split: str, image_size: tuple[int, int], limit: int | None,
+              tokens: bool, clips: ClipSampling | None = None) -> str:
     spec = data.spec if data.spec.startswith("builtin:") else os.path.abspath(data.spec)
     desc = {"v": CACHE_VERSION, "backbone": backbone_id, "data": spec, "split": split,
             "size": list(image_size), "limit": limit, "tokens": tokens}
+    if data.modality == "video" and clips is not None:
+        desc["clips"] = [clips.frames_per_clip, clips.frame_step, clips.fps]
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:32]
 
 
+# Raw clips are pooled to this many cells per frame side before they are probed: a 16-frame clip
+# of 64 x 64 pixels is 196,608 numbers, too many for a linear probe on a few thousand clips.
+PIXEL_GRID = 8
+
+
+def raw_pixel_features(x: torch.Tensor) -> torch.Tensor:
+    """The raw-pixels baseline's features: images flattened; clips average-pooled to an 8 x 8 grid
+    per frame, then flattened (motion stays visible frame to frame)."""
+    if x.dim() == 5:
+        b, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * t, c, h, w)
+        x = torch.nn.functional.adaptive_avg_pool2d(frames, (min(PIXEL_GRID, h), min(PIXEL_GRID, w))).reshape(b, t, -1)
+    return x.flatten(1)
+
+
 def _patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    if images.dim() == 5:  # one token per frame and patch
+        b, c, t, h, w = images.shape
+        return _patchify(images.transpose(1, 2).reshape(b * t, c, h, w), patch).reshape(b, -1, c * patch * patch)
     b, c, h, w = images.shape
     x = images.reshape(b, c, h // patch, patch, w // patch, patch)
     return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // patch) * (w // patch), c * patch * patch)
@@ -78,7 +100,7 @@ def _extract(backbone: FrozenEncoder | None, patch: int, loader: DataLoader, lim
             continue
         images = images.to(device)
         if backbone is None:  # raw pixels
-            flat = images.flatten(1).cpu()
+            flat = raw_pixel_features(images).cpu()
             pooled.append(flat)
             pooled4.append(flat)
             if tokens:
@@ -94,7 +116,7 @@ def _extract(backbone: FrozenEncoder | None, patch: int, loader: DataLoader, lim
         if limit is not None and seen >= limit:
             break
     if not labels:
-        raise JEPAError("the data yielded no images")
+        raise JEPAError("the data yielded no images or clips")
     out = Features(torch.cat(pooled), torch.cat(pooled4), torch.cat(labels).long(), torch.cat(toks) if tokens else None,
                    skipped)
     return out.subset(torch.arange(min(limit, len(out.labels)))) if limit is not None else out
@@ -103,7 +125,7 @@ def _extract(backbone: FrozenEncoder | None, patch: int, loader: DataLoader, lim
 def extract_features(
     backbone: FrozenEncoder | None,
     backbone_id: str,
-    data: ImageData,
+    data: Data,
     split: str,
     image_size: tuple[int, int],
     patch_size: int,
@@ -114,21 +136,29 @@ def extract_features(
     workers: int = 0,
     device: str | torch.device = "cpu",
     cache_dir: str | Path | None = None,
+    clips: ClipSampling | None = None,
 ) -> tuple[Features, bool]:
-    """Features of ``data`` under ``backbone`` (None: raw pixels), from the cache when present.
+    """Features of ``data`` under ``backbone`` (None: raw pixels), from the cache when present;
+    video data is cut into one clip per video as ``clips`` says (start fixed per sample).
 
     Returns (features, whether they came from the cache).
     """
     if data.classes is None and data.source is not None and getattr(data.source, "classes", 1) is None:
         raise JEPAError(f"{data.spec} has no labels (a flat folder): probes need class subfolders or .cls labels")
-    key = cache_key(backbone_id, data, split, image_size, limit, tokens)
+    key = cache_key(backbone_id, data, split, image_size, limit, tokens, clips)
     path = Path(cache_dir or default_cache_dir()) / f"{key}.safetensors"
     if path.is_file():
         t = load_file(str(path))
         with safe_open(str(path), "pt") as f:
             skipped = json.loads((f.metadata() or {}).get("skipped", "[]"))
         return Features(t["pooled"], t["pooled4"], t["labels"], t.get("tokens"), skipped), True
-    loader = eval_loader(data, EvalTransform(image_size, *normalization), limit, batch_size, workers)
+    if data.modality == "video":
+        if clips is None:
+            raise JEPAError(f"{data.spec} holds videos: give the clip sampling to probe it")
+        transform: EvalTransform | ClipEvalTransform = ClipEvalTransform(image_size, ClipFrames(clips), *normalization)
+    else:
+        transform = EvalTransform(image_size, *normalization)
+    loader = eval_loader(data, transform, limit, batch_size, workers)
     feats = _extract(backbone, patch_size, loader, limit, tokens, torch.device(device))
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"pooled": feats.pooled, "pooled4": feats.pooled4, "labels": feats.labels}

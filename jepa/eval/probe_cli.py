@@ -12,9 +12,11 @@ from typing import Any
 
 import torch
 
-from ..data.spec import ImageData, open_image_data
+from ..contract import build_encoder
+from ..data.spec import Data, open_data
+from ..data.video.clips import ClipSampling
 from ..errors import JEPAError
-from ..export import FrozenEncoder, build_encoder, load_encoder
+from ..export import FrozenEncoder, load_encoder
 from ..metrics import rankme
 from ..stopping import StopRequested, exit_code, raise_if_stop_requested, stop_signals
 from .attentive import attentive_scores, train_attentive_probe
@@ -31,12 +33,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--train", required=True, help="labelled DATA spec to fit the probe on")
     p.add_argument("--val", required=True, help="labelled DATA spec to score on")
     p.add_argument("--out", help="output folder (default: <encoder>/probe-<kind>)")
-    p.add_argument("--baselines", action="store_true", help="also probe random weights and raw pixels")
+    p.add_argument("--baselines", action="store_true",
+                   help="also probe random weights and raw pixels; for clips also the pretrained encoder fed "
+                   "clips whose frames are all the first frame (what a probe reads without motion)")
     shots = p.add_mutually_exclusive_group()
     shots.add_argument("--fraction", type=float, help="low-shot: this fraction of each training class")
     shots.add_argument("--per-class", type=int, help="low-shot: this many training samples per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, help="probe resolution (default: the encoder's)")
+    p.add_argument("--frames", type=int, help="video data: frames per clip (default: the encoder's)")
+    p.add_argument("--frame-step", type=int, default=4, help="video data: source frames between clip frames")
+    p.add_argument("--fps", type=float, help="video data: sample clips at this rate instead of --frame-step")
     p.add_argument("--max-train", type=int, help="use at most this many training samples")
     p.add_argument("--max-val", type=int, help="use at most this many validation samples")
     p.add_argument("--batch-size", type=int, default=128)
@@ -55,31 +62,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _peek(data: ImageData) -> tuple[tuple[int, int], int | None]:
-    """(width, height) and label of the first sample, to check labels and resolution up front."""
+def _peek(data: Data) -> tuple[tuple[int, int] | None, int | None]:
+    """(width, height) (None for encoded videos) and label of the first sample, to check labels
+    and resolution up front."""
     if data.is_stream:
         from ..data.shards import SkipLog, decode_image, raw_samples
 
         for raw in raw_samples(data.urls[0], SkipLog()):
             img, label = decode_image(raw)
-            return img.size, label
+            return getattr(img, "size", None), label
         raise JEPAError(f"{data.urls[0]} holds no samples")
     img, label = data.source.load(0)
-    return img.size, label
+    if hasattr(img, "shape"):  # frames made in code [T, H, W, 3]
+        return (img.shape[2], img.shape[1]), label
+    return getattr(img, "size", None), label
 
 
-def check_data(data: ImageData, image_size: tuple[int, int], which: str) -> None:
+def check_data(data: Data, image_size: tuple[int, int], which: str) -> None:
     size, label = _peek(data)
     if label is None:
         raise JEPAError(f"--{which} {data.spec} has no labels: probes need class subfolders or .cls labels")
-    if min(size) * 2 < min(image_size):
+    if size is not None and min(size) * 2 < min(image_size):
         raise JEPAError(
             f"--{which} images are {size[0]}x{size[1]} px but the encoder takes {image_size[0]}x{image_size[1]}: "
             f"pass --image-size near the data's size (a multiple of the patch size)"
         )
 
 
-def label_remap(train_data: ImageData, val_data: ImageData) -> torch.Tensor | None:
+def label_remap(train_data: Data, val_data: Data) -> torch.Tensor | None:
     """Maps val label indices onto train label indices by class name (folders may list different
     classes); refuses a val class that train lacks. None when the data carry no names."""
     if not train_data.classes or not val_data.classes or train_data.classes == val_data.classes:
@@ -91,13 +101,31 @@ def label_remap(train_data: ImageData, val_data: ImageData) -> torch.Tensor | No
     return torch.tensor([index[name] for name in val_data.classes])
 
 
-def _backbones(enc: FrozenEncoder, baselines: bool, seed: int) -> list[tuple[str, FrozenEncoder | None, str]]:
-    out: list[tuple[str, FrozenEncoder | None, str]] = [("pretrained", enc, f"encoder:{enc.config['sha256']}")]
+class FirstFrameOnly(torch.nn.Module):
+    """The encoder fed clips whose frames are all the clip's first frame: what a probe can read
+    from the encoder without any motion (the bar a video encoder must clear on motion labels)."""
+
+    def __init__(self, encoder: FrozenEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    @torch.no_grad()
+    def last_layers(self, clips: torch.Tensor, n: int = 4) -> list[torch.Tensor]:
+        return self.encoder.last_layers(clips[:, :, :1].expand_as(clips).contiguous(), n)
+
+
+def _backbones(enc: FrozenEncoder, baselines: bool, seed: int,
+               video: bool = False) -> list[tuple[str, FrozenEncoder | FirstFrameOnly | None, str]]:
+    out: list[tuple[str, FrozenEncoder | FirstFrameOnly | None, str]] = [
+        ("pretrained", enc, f"encoder:{enc.config['sha256']}")]
+    if baselines and video:
+        out.append(("first frame only", FirstFrameOnly(enc), f"first-frame:{enc.config['sha256']}"))
     if baselines:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             random_vit = build_encoder(enc.config)
-        arch = json.dumps({k: enc.config[k] for k in ("width", "depth", "heads", "mlp_ratio", "patch_size")})
+        arch = json.dumps({k: enc.config.get(k) for k in ("width", "depth", "heads", "mlp_ratio", "patch_size",
+                                                          "num_frames", "tubelet_size", "pos")})
         out.append(("random weights", FrozenEncoder(random_vit, enc.config).to(next(enc.parameters()).device),
                     f"random:{seed}:{arch}"))
         out.append(("raw pixels", None, "pixels"))
@@ -167,8 +195,22 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
     if image_size[0] % enc.patch_size or image_size[1] % enc.patch_size:
         raise JEPAError(f"--image-size {image_size[0]} is not a multiple of the encoder's patch size {enc.patch_size}")
     resolution = max(image_size)
-    train_data = open_image_data(args.train, "train", resolution)
-    val_data = open_image_data(args.val, "val", resolution)
+    frames = args.frames or enc.num_frames
+    try:
+        clips = ClipSampling(frames_per_clip=frames, frame_step=args.frame_step, fps=args.fps)
+    except JEPAError as exn:
+        raise JEPAError(f"--frames/--frame-step/--fps: {exn}") from None
+    span = (frames - 1) * args.frame_step + 1
+    train_data = open_data(args.train, "train", resolution, span)
+    val_data = open_data(args.val, "val", resolution, span)
+    video = train_data.modality == "video"
+    if val_data.modality != train_data.modality:
+        raise JEPAError(f"--train holds {train_data.modality}s but --val holds {val_data.modality}s")
+    if video and not enc.video:
+        raise JEPAError(f"--train {args.train} holds videos but {args.encoder} is an image encoder: "
+                        "probe it on images, or pretrain a video encoder")
+    if video and frames % enc.tubelet_size:
+        raise JEPAError(f"--frames {frames} is not a multiple of the encoder's tubelet size {enc.tubelet_size}")
     check_data(train_data, image_size, "train")
     check_data(val_data, image_size, "val")
     classes = list(train_data.classes) if train_data.classes else None
@@ -178,11 +220,11 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
     normalization = (enc.mean, enc.std)
     common = dict(image_size=image_size, patch_size=enc.patch_size, normalization=normalization,
                   tokens=args.kind == "attentive", batch_size=args.batch_size, workers=args.workers,
-                  device=args.device, cache_dir=args.cache_dir)
+                  device=args.device, cache_dir=args.cache_dir, clips=clips if video else None)
     table: list[dict[str, Any]] = []
     results: dict[str, Any] = {}
     cached_any = False
-    for name, backbone, backbone_id in _backbones(enc, args.baselines, args.seed):
+    for name, backbone, backbone_id in _backbones(enc, args.baselines, args.seed, video):
         tr, hit_tr = extract_features(backbone, backbone_id, train_data, "train", limit=args.max_train, **common)
         va, hit_va = extract_features(backbone, backbone_id, val_data, "val", limit=args.max_val, **common)
         cached_any |= hit_tr or hit_va
@@ -214,6 +256,7 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
         "train": args.train,
         "val": args.val,
         "image_size": list(image_size),
+        **({"clips": {"frames": frames, "frame_step": args.frame_step, "fps": args.fps}} if video else {}),
         "low_shot": {"fraction": args.fraction, "per_class": args.per_class, "seed": args.seed},
         "selection": ("setting chosen on a held-out 10% of the training features, trained on the other 90% "
                       "(the scored split is never looked at)" if args.kind == "linear" and args.select == "holdout"

@@ -9,14 +9,22 @@ import torch
 from .multiblock import MultiBlockMasker
 
 
-class MaskCollator:
-    """Stacks samples and attaches I-JEPA masks.
+def mask_groups(drawn: tuple[torch.Tensor, torch.Tensor] | list[tuple[torch.Tensor, torch.Tensor]]
+                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A masker's draw as a list of groups: the 2-D masker returns one (context, targets) pair."""
+    return list(drawn) if isinstance(drawn, list) else [drawn]
 
-    Each sample is a dict with ``image`` (tensor), ``index`` and ``step`` (ints), optionally
-    ``label`` (int) and ``skipped`` (list of strings naming inputs that failed and were replaced).
-    The batch dict has ``images`` [B, C, H, W], ``labels`` [B] (or absent), ``index`` [B], ``step``
-    (int), ``ctx_idx`` [B, K], ``tgt_idx`` [B, M, T], ``skipped`` (list of strings) and, with
-    multi-view inputs, ``views``: {"global": [[B, C, H, W], ...], "local": [[B, C, h, w], ...]}.
+
+class MaskCollator:
+    """Stacks samples and attaches their masks.
+
+    Each sample is a dict with ``input`` (an image [C, H, W] or a clip [C, T, H, W]), ``index`` and
+    ``step`` (ints), optionally ``label`` (int) and ``skipped`` (list of strings naming inputs that
+    failed and were replaced). The batch dict has ``inputs`` [B, C, (T,) H, W], ``labels`` [B] (or
+    absent), ``index`` [B], ``step`` (int), ``masks`` (a list of mask groups, each (context indices
+    [B, K], target indices [B, M, T]): one for I-JEPA, two for V-JEPA's short- and long-range
+    blocks), ``skipped`` (list of strings) and, with multi-view inputs, ``views``:
+    {"global": [[B, C, H, W], ...], "local": [[B, C, h, w], ...]}.
     """
 
     def __init__(self, masker: MultiBlockMasker | None) -> None:
@@ -29,10 +37,12 @@ class MaskCollator:
         step = steps.pop()
         indices = [int(s["index"]) for s in samples]
         batch: dict[str, Any] = {
-            "images": torch.stack([s["image"] for s in samples]),
+            "inputs": torch.stack([s["input"] for s in samples]),
             "index": torch.tensor(indices, dtype=torch.long),
             "step": step,
             "skipped": [reason for s in samples for reason in s.get("skipped", ())],
+            # Videos shorter than a clip (looped or padded, as data.clips.short says), by name.
+            "short": [name for s in samples for name in s.get("short", ())],
         }
         if "views" in samples[0]:  # {"global": [view tensors], "local": [...]} per sample
             batch["views"] = {kind: [torch.stack([s["views"][kind][v] for s in samples]) for v in range(len(views))]
@@ -40,5 +50,5 @@ class MaskCollator:
         if all(s.get("label") is not None for s in samples):
             batch["labels"] = torch.tensor([int(s["label"]) for s in samples], dtype=torch.long)
         if self.masker is not None:
-            batch["ctx_idx"], batch["tgt_idx"] = self.masker.batch(step, indices)
+            batch["masks"] = mask_groups(self.masker.batch(step, indices))
         return batch

@@ -1,6 +1,8 @@
-"""Vision Transformer encoder for JEPA: patch tokens, no class token, fixed 2-D sin-cos positions.
+"""Vision Transformer encoder for JEPA on images and clips: patch (or tubelet) tokens, no class
+token, fixed sin-cos positions (2-D for images, 3-D for clips) or 3-D rotary positions.
 
-Blocks are timm's (pre-norm, SDPA attention) so that weights load into timm's VisionTransformer.
+Blocks are timm's (pre-norm, SDPA attention) so that an image encoder's weights load into timm's
+VisionTransformer; with ``pos="rope"`` they are ``RopeBlock``s with the same parameter names.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..grid import patch_grid, to_2tuple
-from .pos_embed import sincos_2d, sincos_2d_on
+from ..grid import clip_grid, patch_grid, to_2tuple
+from .patch_embed import PatchEmbed
+from .pos_embed import sincos_grid, sincos_grid_on
+from .rope import RopeBlock, rope_angles, run_rope_blocks, token_coords
 
 # LayerNorm with eps 1e-6, as in timm's ViT and the I-JEPA code.
 LayerNorm6 = functools.partial(nn.LayerNorm, eps=1e-6)
@@ -58,7 +62,31 @@ def rescale_residual_branches(blocks: nn.ModuleList) -> None:
         block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer))
 
 
-def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, use_checkpoint: bool) -> torch.Tensor:
+POSITIONS = ("sincos", "rope")
+
+
+def make_blocks(pos: str, width: int, depth: int, heads: int, mlp_ratio: float, qkv_bias: bool = True,
+                drop_path_rate: float = 0.0) -> nn.ModuleList:
+    """``depth`` pre-norm transformer blocks: timm's, or ``RopeBlock``s (same parameter names)."""
+    if pos not in POSITIONS:
+        raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {pos!r}")
+    cls = RopeBlock if pos == "rope" else Block
+    rates = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+    return nn.ModuleList(
+        cls(width, heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=rates[i], norm_layer=LayerNorm6)
+        for i in range(depth)
+    )
+
+
+def as_3d(grid: tuple[int, ...]) -> tuple[int, int, int]:
+    """A (rows, cols) grid as one time step of a (time, rows, cols) grid."""
+    return (1, *grid) if len(grid) == 2 else grid  # type: ignore[return-value]
+
+
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, use_checkpoint: bool,
+               rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    if rope is not None:
+        return run_rope_blocks(blocks, x, rope, use_checkpoint)
     for block in blocks:
         if use_checkpoint and torch.is_grad_enabled():
             x = checkpoint(block, x, use_reentrant=False)
@@ -78,6 +106,10 @@ class EncoderConfig:
         depth: overrides the size's depth when set.
         heads: overrides the size's number of heads when set.
         drop_path: stochastic-depth rate (0 in the papers).
+        tubelet_size: frames per token of a video encoder (None: 1 for images, V-JEPA's 2 for clips).
+        pos: ``sincos`` (fixed sine-cosine positions added to the tokens: I-JEPA, V-JEPA) or ``rope``
+            (3-D rotary positions in every attention layer: V-JEPA 2; any frame count and
+            resolution without interpolation).
     """
 
     size: str = "base"
@@ -86,6 +118,14 @@ class EncoderConfig:
     depth: int | None = None
     heads: int | None = None
     drop_path: float = 0.0
+    tubelet_size: int | None = None
+    pos: str = "sincos"
+
+    def tubelet(self, num_frames: int) -> int:
+        """The tubelet size for clips of ``num_frames`` (1 for images)."""
+        if num_frames <= 1:
+            return 1
+        return self.tubelet_size if self.tubelet_size is not None else 2
 
     def resolved(self) -> tuple[int, int, int, float]:
         if self.size not in VIT_SIZES:
@@ -95,12 +135,15 @@ class EncoderConfig:
 
 
 class VisionTransformer(nn.Module):
-    """ViT encoder that returns patch tokens.
+    """ViT encoder that returns patch (or tubelet) tokens.
 
-    ``forward(images, keep=None)`` embeds ``images`` [B, C, H, W] into patches, adds the fixed
-    position embedding, keeps only the patches listed in ``keep`` [B, K] (row-major indices) when
-    given, runs the blocks and a final LayerNorm, and returns tokens [B, K or N, width]. Any image
-    size that the patch size divides works; the default ``img_size`` only fixes the cached grid.
+    ``forward(x, keep=None)`` embeds images [B, C, H, W] or clips [B, C, T, H, W] into tokens (in
+    row-major (time, row, column) order), adds the fixed position embedding (``pos="sincos"``),
+    keeps only the tokens listed in ``keep`` [B, K] when given, runs the blocks (rotating queries
+    and keys by each token's position with ``pos="rope"``) and a final LayerNorm, and returns
+    tokens [B, K or N, width]. Any size the patch divides works; ``img_size`` and ``num_frames``
+    only fix the cached grid. A video encoder (``num_frames > 1``) also takes images: each is a
+    clip of one tubelet.
     """
 
     def __init__(
@@ -114,24 +157,31 @@ class VisionTransformer(nn.Module):
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
         drop_path_rate: float = 0.0,
+        num_frames: int = 1,
+        tubelet_size: int = 1,
+        pos: str = "sincos",
     ) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.img_size = to_2tuple(img_size)
-        self.grid_size = patch_grid(self.img_size, patch_size)
+        self.num_frames = num_frames
+        self.tubelet_size = tubelet_size
+        self.video = num_frames > 1
+        self.pos = pos
+        self.grid_size: tuple[int, ...] = (
+            clip_grid(num_frames, self.img_size, patch_size, tubelet_size) if self.video
+            else patch_grid(self.img_size, patch_size)
+        )
         self.embed_dim = embed_dim
         self.num_heads = num_heads
+        self.mlp_ratio = mlp_ratio
         self.in_chans = in_chans
         self.grad_checkpointing = False
         # Same module names as timm's VisionTransformer (patch_embed.proj, blocks.N, norm).
-        self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-        self.register_buffer("pos_embed", sincos_2d(*self.grid_size, embed_dim).unsqueeze(0), persistent=False)
-        rates = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
-        self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=rates[i], norm_layer=LayerNorm6)
-            for i in range(depth)
-        )
+        self.patch_embed = PatchEmbed(in_chans, embed_dim, patch_size, tubelet_size, video=self.video)
+        if pos == "sincos":
+            self.register_buffer("pos_embed", sincos_grid(self.grid_size, embed_dim).unsqueeze(0), persistent=False)
+        self.blocks = make_blocks(pos, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, drop_path_rate)
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.apply(init_vit_weights)
         rescale_residual_branches(self.blocks)
@@ -142,45 +192,79 @@ class VisionTransformer(nn.Module):
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
 
     @classmethod
-    def from_config(cls, cfg: EncoderConfig, img_size: int | tuple[int, int], in_chans: int = 3) -> VisionTransformer:
+    def from_config(cls, cfg: EncoderConfig, img_size: int | tuple[int, int], in_chans: int = 3,
+                    num_frames: int = 1) -> VisionTransformer:
         width, depth, heads, mlp_ratio = cfg.resolved()
-        return cls(img_size, cfg.patch_size, in_chans, width, depth, heads, mlp_ratio, drop_path_rate=cfg.drop_path)
+        return cls(img_size, cfg.patch_size, in_chans, width, depth, heads, mlp_ratio, drop_path_rate=cfg.drop_path,
+                   num_frames=num_frames, tubelet_size=cfg.tubelet(num_frames), pos=cfg.pos)
+
+    def arch(self) -> dict[str, object]:
+        """The architecture, as an export's config.json records it (read from the model itself)."""
+        return {
+            "arch": "vit",
+            "modality": "video" if self.video else "image",
+            "width": self.embed_dim,
+            "depth": len(self.blocks),
+            "heads": self.num_heads,
+            "mlp_ratio": self.mlp_ratio,
+            "patch_size": self.patch_size,
+            "img_size": list(self.img_size),
+            "in_chans": self.in_chans,
+            "num_frames": self.num_frames,
+            "tubelet_size": self.tubelet_size,
+            "pos": self.pos,
+        }
 
     @property
     def num_patches(self) -> int:
-        return self.grid_size[0] * self.grid_size[1]
+        n = 1
+        for g in self.grid_size:
+            n *= g
+        return n
 
-    def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+    def token_grid(self, x: torch.Tensor) -> tuple[int, ...]:
+        """Token grid of input ``x``: (rows, cols) for an image encoder, (time, rows, cols) for a video one."""
+        return self.patch_embed.grid(x.shape)
+
+    def position_embedding(self, grid: tuple[int, ...]) -> torch.Tensor:
         if grid == self.grid_size:
             return self.pos_embed
-        return sincos_2d_on(*grid, self.embed_dim, self.pos_embed.device, self.pos_embed.dtype).unsqueeze(0)
+        return sincos_grid_on(grid, self.embed_dim, self.pos_embed.device, self.pos_embed.dtype).unsqueeze(0)
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Patch embedding plus positions: [B, C, H, W] -> [B, N, D]."""
-        grid = patch_grid(tuple(images.shape[-2:]), self.patch_size)
-        x = self.patch_embed.proj(images).flatten(2).transpose(1, 2)
-        return x + self.position_embedding(grid)
+    def rope(self, grid: tuple[int, ...], keep: torch.Tensor | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Rotary angles of the kept tokens (None with sin-cos positions)."""
+        if self.pos != "rope":
+            return None
+        return rope_angles(token_coords(as_3d(grid), keep, device), self.embed_dim // self.num_heads)
 
-    def forward(self, images: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.embed(images)
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch embedding plus positions: [B, C, (T,) H, W] -> [B, N, D]."""
+        tokens = self.patch_embed(x)
+        if self.pos == "sincos":
+            tokens = tokens + self.position_embedding(self.token_grid(x))
+        return tokens
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = self.embed(x)
         if keep is not None:
-            x = gather_tokens(x, keep)
-        x = run_blocks(self.blocks, x, self.grad_checkpointing)
-        return self.norm(x)
+            tokens = gather_tokens(tokens, keep)
+        tokens = run_blocks(self.blocks, tokens, self.grad_checkpointing, self.rope(self.token_grid(x), keep, x.device))
+        return self.norm(tokens)
 
-    def last_layers(self, images: torch.Tensor, n: int = 4) -> list[torch.Tensor]:
+    def last_layers(self, x: torch.Tensor, n: int = 4) -> list[torch.Tensor]:
         """Tokens after each of the last ``n`` blocks, each through the final LayerNorm."""
-        x = self.embed(images)
+        tokens = self.embed(x)
+        rope = self.rope(self.token_grid(x), None, x.device)
         outputs = []
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            tokens = block(tokens) if rope is None else block(tokens, rope)
             if i >= len(self.blocks) - n:
-                outputs.append(self.norm(x))
+                outputs.append(self.norm(tokens))
         return outputs
 
-    def pooled(self, images: torch.Tensor) -> torch.Tensor:
-        """Average of the final patch tokens, the feature the I-JEPA paper evaluates."""
-        return self.forward(images).mean(dim=1)
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Average of the final tokens, the feature the I-JEPA paper evaluates."""
+        return self.forward(x).mean(dim=1)
 
 
 def layer_normed(x: torch.Tensor) -> torch.Tensor:

@@ -153,7 +153,7 @@ def resume_step(ckpt_path: str, hparams: dict[str, Any]) -> int:
     Run before the trainer exists, so a refused resume leaves the run directory as it was
     (config.yaml, metrics.csv and summary.json are only written once fitting starts).
     """
-    from ..export import read_checkpoint
+    from ..contract import read_checkpoint
 
     ckpt = read_checkpoint(ckpt_path, tensors=False)
     check_same_architecture(ckpt.get("hyper_parameters", {}), hparams)

@@ -1,4 +1,4 @@
-"""``jepa pretrain``: LightningCLI over PretrainModule and ImageDataModule.
+"""``jepa pretrain``: LightningCLI over PretrainModule and PretrainDataModule.
 
 Every constructor argument is a config key (``model.encoder.size``, ``data.batch_size``,
 ``trainer.max_steps``, ``probe.every_n_steps``); unknown keys and wrong types are errors.
@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
-from ..data.datamodule import ImageDataModule
+from ..data.datamodule import PretrainDataModule
 from ..errors import JEPAError
 from .budget import WallClockBudget, parse_budget
 from .checkpointing import LastCheckpoint, resume_step
@@ -28,12 +28,16 @@ from .summary import RunSummary
 PROVISIONAL_MAX_STEPS = 100_000
 
 
-def _num_classes(data: ImageDataModule) -> int | None:
+def _num_classes(data: PretrainDataModule) -> int | None:
     return data.num_classes
 
 
+def _num_frames(data: PretrainDataModule) -> int:
+    return data.num_frames
+
+
 def _readable(path: Path) -> bool:
-    from ..export import read_checkpoint
+    from ..contract import read_checkpoint
 
     try:
         read_checkpoint(path, tensors=False)
@@ -84,7 +88,7 @@ class PretrainCLI(LightningCLI):
         self.jepa_argv = ["pretrain", *(args or [])]  # as typed: summary.json repeats it, and how to continue
         super().__init__(
             PretrainModule,
-            ImageDataModule,
+            PretrainDataModule,
             args=args,
             run=run,
             seed_everything_default=0,
@@ -108,6 +112,8 @@ class PretrainCLI(LightningCLI):
         parser.add_lightning_class_args(ProbeEvaluation, "probe")
         parser.link_arguments("data.image_size", "model.image_size")
         parser.link_arguments("model.encoder.patch_size", "data.patch_size")
+        parser.link_arguments("model.encoder.tubelet_size", "data.tubelet_size")
+        parser.link_arguments("data", "model.num_frames", compute_fn=_num_frames, apply_on="instantiate")
         parser.link_arguments("data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:

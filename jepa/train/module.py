@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import CHECKPOINT_KEY, training_state
 from ..errors import JEPAError
+from ..grid import to_2tuple
 from ..metrics import feature_std, rankme
 from ..models.predictor import Predictor, PredictorConfig
-from ..models.vit import EncoderConfig, VisionTransformer, gather_tokens, layer_normed, patch_grid, to_2tuple
+from ..models.vit import EncoderConfig, VisionTransformer, gather_tokens, layer_normed
 from ..objectives import RegressionLoss, jepa_regression_loss
 from .checkpointing import check_same_architecture
 from .objective import ObjectiveSpec, build_objective
@@ -58,22 +60,33 @@ class JEPAOutput:
 
 
 def _split_pooled(encode: Any, views: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Pooled embeddings of each view tensor [B, C, H, W] (all of one size), from one ``encode`` call."""
+    """Pooled embeddings of each view tensor [B, C, (T,) H, W] (all of one size), from one ``encode`` call."""
     if not views:
         return []
     return list(encode(torch.cat(views)).mean(dim=1).chunk(len(views)))
 
 
+# A mask group: context token indices [B, K] and target token indices [B, M, T].
+MaskGroup = tuple[torch.Tensor, torch.Tensor]
+
+
 class PretrainModule(pl.LightningModule):
-    """JEPA pretraining (I-JEPA's masked prediction in representation space).
+    """JEPA pretraining: masked prediction in representation space, of images (I-JEPA) or clips
+    (V-JEPA).
+
+    A training batch holds ``inputs`` (images [B, C, H, W] or clips [B, C, T, H, W]) and ``masks``,
+    a list of mask groups (context indices [B, K], target indices [B, M, T]): the context encoder runs
+    once per group and the groups' losses are averaged (V-JEPA's short- and long-range masks).
 
     Args:
         encoder: context-encoder architecture.
         predictor: predictor architecture.
         image_size: training resolution (linked from ``data.image_size``).
+        num_frames: frames per training clip (linked from the data; 1 for images).
         num_classes: classes of the training data for the online probe (linked from the data;
             None disables the probe).
-        loss: ``smooth_l1`` (I-JEPA), ``l1`` (V-JEPA) or ``l2``.
+        loss: ``smooth_l1`` (I-JEPA), ``l1`` (V-JEPA) or ``l2``; None: the paper's for the data
+            (smooth_l1 for images, l1 for clips).
         optim: optimizer and schedules.
         objective: what prevents collapse: ``ema`` (I-JEPA's EMA target encoder), ``sigreg``
             (LeJEPA) or ``vicreg``, as a name or a mapping ``{name: sigreg, weight: 0.05, ...}``
@@ -91,8 +104,9 @@ class PretrainModule(pl.LightningModule):
         encoder: EncoderConfig = EncoderConfig(),
         predictor: PredictorConfig = PredictorConfig(),
         image_size: int | tuple[int, int] = 224,
+        num_frames: int = 1,
         num_classes: int | None = None,
-        loss: RegressionLoss = "smooth_l1",
+        loss: RegressionLoss | None = None,
         optim: OptimConfig = OptimConfig(),
         objective: ObjectiveSpec = "ema",
         probe_lr: float = 1e-3,
@@ -105,11 +119,13 @@ class PretrainModule(pl.LightningModule):
         encoder, predictor = copy.deepcopy(encoder), copy.deepcopy(predictor)
         img_size = to_2tuple(image_size)
         try:
-            grid = patch_grid(img_size, encoder.patch_size)
-            self.encoder = VisionTransformer.from_config(encoder, img_size)
-            self.predictor = Predictor.from_config(predictor, self.encoder.embed_dim, grid, self.encoder.num_heads)
+            self.encoder = VisionTransformer.from_config(encoder, img_size, num_frames=num_frames)
+            self.predictor = Predictor.from_config(predictor, self.encoder.embed_dim, self.encoder.grid_size,
+                                                   self.encoder.num_heads, pos=encoder.pos)
         except ValueError as exn:
             raise JEPAError(str(exn)) from None
+        if loss is None:
+            loss = "l1" if num_frames > 1 else "smooth_l1"
         if loss not in ("smooth_l1", "l1", "l2"):
             raise JEPAError(f"model.loss must be smooth_l1, l1 or l2, got {loss!r}")
         self.objective = build_objective(copy.deepcopy(objective))
@@ -136,6 +152,7 @@ class PretrainModule(pl.LightningModule):
                 "encoder": asdict(encoder),
                 "predictor": asdict(predictor),
                 "image_size": list(img_size),
+                "num_frames": num_frames,
                 "num_classes": num_classes,
                 "loss": loss,
                 "optim": asdict(optim),
@@ -147,6 +164,8 @@ class PretrainModule(pl.LightningModule):
         self.recent_losses: collections.deque[torch.Tensor] = collections.deque(maxlen=50)
         self.skipped_count = 0
         self.skipped_examples: list[str] = []
+        self.skipped_files: set[str] = set()
+        self.short_videos: set[str] = set()
 
     # ----------------------------------------------------------------- set-up
     def setup(self, stage: str) -> None:
@@ -208,21 +227,25 @@ class PretrainModule(pl.LightningModule):
         self.objective.after_optimizer_step(self, step, total_steps)
 
     # ----------------------------------------------------------------- steps
-    def jepa_loss(self, images: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor, step: int = 0,
+    def jepa_loss(self, inputs: torch.Tensor, masks: list[MaskGroup], step: int = 0,
                   views: dict[str, list[torch.Tensor]] | None = None) -> JEPAOutput:
-        """Predicts the layer-normed target tokens of the target blocks from the context block (and,
-        with ``views``, every view's embedding from the others); the objective adds what keeps the
-        representations from collapsing."""
-        grid = patch_grid(tuple(images.shape[-2:]), self.encoder.patch_size)
-        h = self.objective.target_tokens(self, images)
+        """Predicts the layer-normed target tokens of each mask group's targets from its context
+        (and, with ``views``, every view's embedding from the others); the objective adds what keeps
+        the representations from collapsing. The groups' prediction losses are averaged."""
+        grid = self.encoder.token_grid(inputs)
+        h = self.objective.target_tokens(self, inputs)
         embeddings = h.mean(dim=1)
-        targets = layer_normed(gather_tokens(h, tgt_idx))
-        z = self.encoder(images, keep=ctx_idx)
-        pred = self.predictor(z, ctx_idx, tgt_idx, grid)
-        prediction = jepa_regression_loss(pred, targets, self.loss_kind)
-        # The regulariser needs embeddings with a gradient: the full images' when the targets carry
+        losses, contexts = [], []
+        for ctx_idx, tgt_idx in masks:
+            targets = layer_normed(gather_tokens(h, tgt_idx))
+            z = self.encoder(inputs, keep=ctx_idx)
+            pred = self.predictor(z, ctx_idx, tgt_idx, grid)
+            losses.append(jepa_regression_loss(pred, targets, self.loss_kind))
+            contexts.append(z)
+        prediction = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+        # The regulariser needs embeddings with a gradient: the full inputs' when the targets carry
         # one, else the context encoder's (sigreg/vicreg with stop-gradient targets; ema ignores them).
-        regularized = [embeddings if embeddings.requires_grad else z.mean(dim=1)]
+        regularized = [embeddings] if embeddings.requires_grad else [z.mean(dim=1) for z in contexts]
         logs: dict[str, torch.Tensor] = {}
         if views and (views.get("global") or views.get("local")):
             cross, online = self.cross_view_loss(embeddings, views)
@@ -258,7 +281,10 @@ class PretrainModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         self._count_skipped(batch.get("skipped", ()))
-        out = self.jepa_loss(batch["images"], batch["ctx_idx"], batch["tgt_idx"], self.global_step, batch.get("views"))
+        self.short_videos.update(batch.get("short", ()))
+        if "source" in batch:  # the mixture component of a mixed run's batch
+            self.log("data/source", float(batch["source"]))
+        out = self.jepa_loss(batch["inputs"], batch["masks"], self.global_step, batch.get("views"))
         self.recent_losses.append(out.loss.detach())
         self.log("loss", out.loss, prog_bar=True)
         if out.logs:
@@ -284,13 +310,14 @@ class PretrainModule(pl.LightningModule):
             log.warning("skipped an input that failed to load: %s", reason)
             if len(self.skipped_examples) < 20:
                 self.skipped_examples.append(reason)
+            self.skipped_files.add(reason.split(": ", 1)[0])
         self.skipped_count += len(reasons)
 
     @torch.no_grad()
-    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+    def pooled_features(self, inputs: torch.Tensor) -> torch.Tensor:
         """Average-pooled tokens of the evaluated encoder (the EMA target for ``ema``, the online
-        encoder otherwise): the features that probes evaluate."""
-        return self.evaluated_encoder.pooled(images)
+        encoder otherwise) for images or clips: the features that probes evaluate."""
+        return self.evaluated_encoder.pooled(inputs)
 
     @property
     def evaluated_encoder(self) -> VisionTransformer:
@@ -298,20 +325,17 @@ class PretrainModule(pl.LightningModule):
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["jepa"] = {
-            "torch_rng": torch.get_rng_state(),
-            "skipped_count": self.skipped_count,
-            "skipped_examples": list(self.skipped_examples),
-            "objective": self.objective.name,
-            "evaluated": self.objective.evaluated,  # the encoder jepa export writes by default
-            "format": 1,
-        }
+        checkpoint[CHECKPOINT_KEY] = training_state(torch.get_rng_state(), self.skipped_count, self.skipped_examples,
+                                                    self.objective.name, self.objective.evaluated, self.encoder,
+                                                    list(self.skipped_files), list(self.short_videos))
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("jepa")
+        state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:
             raise JEPAError("the checkpoint to resume from was not written by jepa pretrain")
         check_same_architecture(checkpoint.get("hyper_parameters", {}), dict(self.hparams))
         torch.set_rng_state(state["torch_rng"])
         self.skipped_count = state["skipped_count"]
         self.skipped_examples = list(state["skipped_examples"])
+        self.skipped_files = set(state.get("skipped_files", ()))
+        self.short_videos = set(state.get("short_videos", ()))

@@ -77,7 +77,10 @@ class RunSummary(pl.Callback):
     def _skipped(self, trainer: pl.Trainer, module: pl.LightningModule) -> dict[str, Any]:
         count = torch.tensor(float(getattr(module, "skipped_count", 0)), device=module.device)
         total = trainer.strategy.reduce(count, reduce_op="sum")
-        return {"count": int(total.item()), "examples": list(getattr(module, "skipped_examples", []))}
+        return {"count": int(total.item()),
+                # Distinct inputs (this rank's): a file that fails is met again every epoch.
+                "files": len(getattr(module, "skipped_files", ())),
+                "examples": list(getattr(module, "skipped_examples", []))}
 
     def summary(self, trainer: pl.Trainer, module: pl.LightningModule, status: str) -> dict[str, Any]:
         losses = list(getattr(module, "recent_losses", []))
@@ -102,6 +105,8 @@ class RunSummary(pl.Callback):
             "epochs": trainer.current_epoch,
             "final_loss": final_loss,
             "skipped_inputs": self._skipped(trainer, module),
+            **({"short_videos": {"count": len(module.short_videos), "examples": sorted(module.short_videos)[:20]}}
+               if getattr(module, "short_videos", None) else {}),
             "probe": probe.summary() if probe is not None else {"skipped": "no probe evaluation callback"},
             **({"budget": budget.summary()} if budget is not None else {}),
         }

@@ -20,15 +20,16 @@ class EMASettings:
     """Target-encoder momentum, linear from ``start`` to ``end`` over the run (equal: constant).
 
     Args:
-        start: momentum at step 0 (I-JEPA 0.996, V-JEPA 0.998).
+        start: momentum at step 0; None: the paper's for the run's data (I-JEPA 0.996 for images,
+            V-JEPA 0.998 for clips).
         end: momentum at the last step.
     """
 
-    start: float = 0.996
+    start: float | None = None
     end: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.start <= 1.0 and 0.0 <= self.end <= 1.0):
+        if not all(0.0 <= v <= 1.0 for v in (self.start, self.end) if v is not None):
             raise ValueError(f"momentum must be in [0, 1], got start={self.start}, end={self.end}")
 
 
@@ -40,6 +41,8 @@ class EMATarget(Objective):
     frozen = ("target_encoder",)
 
     def build(self, encoder: VisionTransformer) -> dict[str, nn.Module]:
+        if self.settings.start is None:
+            self.settings.start = 0.998 if encoder.video else 0.996
         return {"target_encoder": copy.deepcopy(encoder).requires_grad_(False).eval()}
 
     def target_tokens(self, owner: nn.Module, images: torch.Tensor) -> torch.Tensor:
