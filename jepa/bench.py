@@ -120,6 +120,7 @@ def bench(args: list[str], steps: int, warmup: int, device_name: str) -> dict[st
         "objective": model.objective.name,
         "precision": precision,
         "batch_size": b,
+        "image_size": [h, w],
         "input_shape": list(data.input_shape),
         "tokens": int(tokens),
         "context_tokens": [int(c.shape[1]) for c, _ in groups],

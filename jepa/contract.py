@@ -13,7 +13,8 @@ A checkpoint (Lightning's dict, read with ``torch.load(weights_only=True)``) hol
 An export folder holds ``model.safetensors`` (one encoder's weights, fp32, plus the fixed sin-cos
 ``pos_embed`` for timm) and ``config.json``: ``format``/``version``, the architecture keys of
 ``ARCH_KEYS`` (modality, frames, tubelet and positions included), ``normalization``, ``which``,
-``objective``, ``projector``, ``step``, ``source_checkpoint`` and the weights' ``sha256``.
+``objective``, ``projector``, ``step``, ``source_checkpoint``, the weights' ``sha256`` and, for video
+encoders, ``clips`` (frames_per_clip, frame_step, fps of the training clips: probes' defaults).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ CHECKPOINT_FORMAT = 2  # 2: records encoder_arch; 1: architecture only in the hy
 PREFIXES = {"context": "encoder.", "target": "target_encoder.", "predictor": "predictor.", "projector": "projector."}
 # --which of jepa export: the encoders a checkpoint can hold.
 ENCODER_PREFIXES = {k: PREFIXES[k] for k in ("target", "context")}
+
+# Hyper-parameters that fix the shapes of the weights: a checkpoint resumes only into the same
+# (an older checkpoint without num_frames is an image checkpoint: 1 frame).
+ARCHITECTURE_KEYS = ("encoder", "predictor", "image_size", "num_frames", "num_classes")
+ARCHITECTURE_DEFAULTS = {"num_frames": 1}
 
 EXPORT_FORMAT = "jepa-encoder"
 EXPORT_VERSION = 2  # 2: modality, num_frames, tubelet_size and pos are read from the model
@@ -127,6 +133,11 @@ def checkpoint_arch(ckpt: dict[str, Any]) -> dict[str, Any]:
     return {"arch": "vit", "modality": "image", "width": width, "depth": depth, "heads": heads, "mlp_ratio": mlp_ratio,
             "patch_size": cfg.patch_size, "img_size": list(hp["image_size"]), "in_chans": 3, "num_frames": 1,
             "tubelet_size": 1, "pos": "sincos"}
+
+
+def checkpoint_clips(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """How the training clips were cut (None for image runs and older checkpoints)."""
+    return ckpt.get("hyper_parameters", {}).get("clip_sampling")
 
 
 def evaluated_encoder(ckpt: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from .contract import (
     WEIGHTS,
     build_encoder,
     checkpoint_arch,
+    checkpoint_clips,
     checkpoint_objective,
     evaluated_encoder,
     module_state,
@@ -92,6 +93,7 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
         "step": int(ckpt.get("global_step", 0)),
         "source_checkpoint": str(Path(ckpt_path).resolve()),
         "sha256": sha256_file(tmp),
+        **({"clips": checkpoint_clips(ckpt)} if checkpoint_clips(ckpt) else {}),
     }
     if with_projector:
         # Next to the encoder, not in model.safetensors: that file stays loadable by timm.

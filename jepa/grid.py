@@ -34,10 +34,3 @@ def clip_grid(num_frames: int, img_size: int | tuple[int, int], patch_size: int,
         )
     return (num_frames // tubelet_size, *patch_grid(img_size, patch_size))
 
-
-def grid_tokens(grid: tuple[int, ...]) -> int:
-    """Tokens in a grid of any rank."""
-    n = 1
-    for g in grid:
-        n *= int(g)
-    return n

@@ -10,7 +10,7 @@ import jepa
 from jepa.cli import main
 from jepa.errors import JEPAError
 
-from conftest import SHARED_DATA, write_tiny_video_config
+from conftest import SHARED_DATA, write_tiny_config, write_tiny_video_config
 from helpers import read_records
 from test_pretrain import record_callbacks, with_callbacks
 
@@ -52,9 +52,24 @@ def test_a_video_run_trains_exports_and_probes_a_clip_encoder(tmp_path, capsys):
     assert set(report["results"]) == {"pretrained", "first frame only", "random weights", "raw pixels"}
     assert report["clips"] == {"frames": 4, "frame_step": 1, "fps": None}
     assert all(r["val_samples"] == 16 for r in report["results"].values())
-    # An image encoder refuses clips in one line.
+    # Probing on clips against images is refused in one line.
     assert main(["probe", "linear", "--encoder", str(out), "--train", "builtin:bouncing", "--val", "builtin:shapes"]) == 2
     assert "--train holds videos but --val holds images" in capsys.readouterr().err
+
+
+def test_an_image_model_refuses_clips_and_an_image_checkpoint_does_not_resume_as_video(tmp_path, capsys):
+    cfg = write_tiny_config(tmp_path, steps=1)
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
+    assert main(["export", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(tmp_path / "export")]) == 0
+    capsys.readouterr()
+    assert main(["probe", "attentive", "--encoder", str(tmp_path / "export"), "--train", "builtin:bouncing",
+                 "--val", "builtin:bouncing"]) == 2
+    assert "is an image encoder" in capsys.readouterr().err
+    video = write_tiny_video_config(tmp_path, steps=2)  # the same run_dir, now with clips
+    assert main(["pretrain", "--config", str(video), "--ckpt_path", "last"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "trained with data.clips.frames_per_clip (model.num_frames)=1 but this config has 4" in err
+    assert len(err.splitlines()) == 1
 
 
 def test_a_video_run_resumes_bit_exactly(tmp_path):
@@ -107,7 +122,12 @@ def test_a_mixed_image_and_video_run_trains_and_resumes_at_its_mixture_position(
 @pytest.mark.parametrize("override, message", [
     (["--data.clips.frames_per_clip", "5"], "tubelet size 2 does not divide frames_per_clip 5"),
     (["--data.train", "/nonexistent/list.csv"], "video list /nonexistent/list.csv does not exist"),
-    (["--data.train", "builtin:shapes", "--model.encoder.tubelet_size", "2"], "tubelet_size=2 is for clips"),
+    (["--data.train", "builtin:shapes"], "data.clips is a video setting, but data.train builtin:shapes holds images"),
+    (["--data.train", "builtin:shapes", "--data.clips.frames_per_clip", "16", "--data.clips.frame_step", "4",
+      "--model.encoder.tubelet_size", "2"], "model.encoder.tubelet_size is a video setting"),
+    (["--data.masks.num_targets", "2"], "data.masks (I-JEPA's 2-D blocks) does not apply to a video run"),
+    (["--data.clips.frames_per_clip", "1", "--model.encoder.tubelet_size", "1"], "frames_per_clip must be at least 2"),
+    (["--data.train_weight", "2"], "data.train_weight weighs data.train against data.mix, which is empty"),
     (["--data.memory_cache", "true"], "memory_cache holds images only"),
     (["--data.val", "builtin:shapes"], "holds images but data.train builtin:bouncing holds videos"),
 ])

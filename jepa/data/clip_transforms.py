@@ -45,17 +45,21 @@ class ClipFrames:
         sampling: frames per clip, frame step or fps, what short videos do.
         backend: ``auto`` (decord, PyAV fallback), ``decord`` or ``pyav``.
         timeout: seconds a video may take to decode before it is skipped.
+        min_frames: fewest frames a usable video has (the tubelet size): shorter ones are skipped.
     """
 
-    def __init__(self, sampling: ClipSampling, backend: str = "auto", timeout: float = 30.0) -> None:
+    def __init__(self, sampling: ClipSampling, backend: str = "auto", timeout: float = 30.0,
+                 min_frames: int = 1) -> None:
         self.sampling = replace(sampling, clips_per_video=1)
         self.backend = backend
         self.timeout = timeout
+        self.min_frames = min_frames
 
     def __call__(self, item: ClipInput, rng: random.Random) -> tuple[np.ndarray, bool]:
         """(frames [T, H, W, 3] uint8, whether the video was shorter than the clip)."""
         if isinstance(item, VideoRef):
-            clips, short = decode_clips(item.src, self.sampling, rng, self.backend, self.timeout, name=item.name)
+            clips, short = decode_clips(item.src, self.sampling, rng, self.backend, self.timeout, name=item.name,
+                                        min_frames=self.min_frames)
             return clips[0], short
         frames = np.asarray(item)
         (indices,), short = clip_indices(len(frames), 0.0, self.sampling, rng)

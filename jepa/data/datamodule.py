@@ -119,7 +119,6 @@ class PretrainDataModule(pl.LightningDataModule):
         self.video_masking = video_masking
         self.video_masks = video_masks or VideoMaskConfig()
         self.tube_masks = tube_masks or TubeMaskConfig()
-        self.frames = ClipFrames(clips, decoder, decode_timeout)
         self.seed = seed
         self.samples_per_epoch = samples_per_epoch
         self.shuffle_buffer = shuffle_buffer
@@ -131,7 +130,7 @@ class PretrainDataModule(pl.LightningDataModule):
         self._memory: MemoryImages | None = None
         resolution = max(self.image_size)
         # Procedural clips are rendered with exactly the frames one clip spans.
-        span = (clips.frames_per_clip - 1) * clips.frame_step + 1
+        span = clips.span
         components = [MixtureSpec(train, train_weight)] + [
             c if isinstance(c, MixtureSpec) else MixtureSpec(**c) for c in mix or ()]
         self.components = components
@@ -147,24 +146,54 @@ class PretrainDataModule(pl.LightningDataModule):
                             f"{self.train_data.modality}s: probe on data of the kind the run trains on")
         self.tubelet_size = 1
         self.token_grid: tuple[int, ...] = self.grid
+        if decoder not in ("auto", "decord", "pyav"):
+            raise JEPAError(f"data.decoder must be auto, decord or pyav, got {decoder!r}")
+        self._refuse_unused(tubelet_size, clips, video_masking, video_masks, tube_masks, decoder, decode_timeout,
+                            masks, train_weight, mix)
         if self.modality == "video":
             self.tubelet_size = tubelet_size if tubelet_size is not None else 2
+            if clips.frames_per_clip < 2:
+                raise JEPAError(f"data.clips.frames_per_clip must be at least 2 for video, got {clips.frames_per_clip}")
             try:
                 self.token_grid = clip_grid(clips.frames_per_clip, self.image_size, patch_size, self.tubelet_size)
             except ValueError as exn:
                 raise JEPAError(f"data.clips: {exn}") from None
+            self.frames = ClipFrames(clips, decoder, decode_timeout, min_frames=self.tubelet_size)
             if clips.clips_per_video != 1:
-                raise JEPAError("data.clips.clips_per_video must be 1 for training (each sample is one clip); "
-                                "probes take several clips per video")
+                raise JEPAError("data.clips.clips_per_video must be 1: each training sample is one clip of its "
+                                "video (V-JEPA's default), drawn afresh every epoch")
             if memory_cache:
                 raise JEPAError("data.memory_cache holds images only; video runs stream their clips (set it false)")
             if self.views is not None:
                 raise JEPAError("data.views (multi-view crops) are for images; video runs use the 3-D masks alone")
-        elif tubelet_size not in (None, 1):
-            raise JEPAError(f"model.encoder.tubelet_size={tubelet_size} is for clips, but data.train {first} holds "
-                            "images: use video data (a folder or list of videos, video shards, builtin:bouncing)")
         elif len(components) > 1 and (memory_cache or self.views is not None):
             raise JEPAError("mixed runs (data.mix) take neither data.memory_cache nor data.views")
+
+    def _refuse_unused(self, tubelet_size: int | None, clips: ClipSampling, video_masking: str,
+                       video_masks: VideoMaskConfig | None, tube_masks: TubeMaskConfig | None, decoder: str,
+                       decode_timeout: float, masks: MultiBlockConfig | None, train_weight: float,
+                       mix: list[MixtureSpec] | None) -> None:
+        """Settings that would not apply to this run end it in one line: none is silently ignored."""
+        first = self.components[0].spec
+        if self.modality == "image":
+            video_only = {"model.encoder.tubelet_size": tubelet_size not in (None, 1),
+                          "data.clips": clips != ClipSampling(), "data.video_masking": video_masking != "multiblock",
+                          "data.video_masks": video_masks is not None, "data.tube_masks": tube_masks is not None,
+                          "data.decoder": decoder != "auto", "data.decode_timeout": decode_timeout != 30.0}
+            given = [k for k, v in video_only.items() if v]
+            if given:
+                raise JEPAError(f"{given[0]} is a video setting, but data.train {first} holds images: use video data "
+                                "(a folder or list of videos, video shards, builtin:bouncing) or drop the setting")
+        else:
+            if masks is not None:
+                raise JEPAError("data.masks (I-JEPA's 2-D blocks) does not apply to a video run: set data.video_masks "
+                                "(3-D blocks) or data.video_masking: tube with data.tube_masks")
+            if video_masking == "multiblock" and tube_masks is not None:
+                raise JEPAError("data.tube_masks is set but data.video_masking is multiblock: set video_masking: tube")
+            if video_masking == "tube" and video_masks is not None:
+                raise JEPAError("data.video_masks (3-D blocks) is set but data.video_masking is tube")
+        if train_weight != 1.0 and not mix:
+            raise JEPAError("data.train_weight weighs data.train against data.mix, which is empty")
 
     @property
     def num_frames(self) -> int:

@@ -72,7 +72,9 @@ class MixedLoader:
         return counts
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        start, end = self.position, self.position + len(self)
+        # Like ResumableLoader: a resumed epoch ends at the epoch boundary, not a full length later.
+        start = self.position
+        end = (start // len(self) + 1) * len(self)
         self.position = end
         for loader, count in zip(self.loaders, self.counts_before(start)):
             loader.position = count

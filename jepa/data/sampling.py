@@ -13,6 +13,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..errors import JEPAError
 from ..seeding import mix_seed
+from .failures import is_config_error
 from .transforms import EvalTransform, TrainTransform
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ class AugmentedImages(Dataset):
                 x = self.transform(img, rng)  # a clip is decoded here: its failures are skipped too
                 break
             except Exception as exn:  # decode errors of any kind: skip, count, report
+                if is_config_error(exn):
+                    raise
                 skipped.append(f"{self.source.describe(candidate)}: {type(exn).__name__}: {exn}")
         else:
             raise JEPAError(f"{self.max_replacements} inputs in a row failed to load, last: {skipped[-1]}")

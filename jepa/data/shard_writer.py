@@ -28,6 +28,7 @@ from webdataset.tariterators import tarfile_samples
 from ..errors import JEPAError
 from .folder import ImageFolderSource
 from .shards import IMAGE_KEYS, decode_image, expand_shards, is_shard_spec
+from .video.decode import one_line
 from .video.sources import VIDEO_KEYS, VideoListSource
 
 DEFAULT_MAX_COUNT = 10_000
@@ -285,11 +286,6 @@ def _file_key(relpath: str, used: set[str]) -> str:
     return _unique_key(stem, used, ext.lstrip(".").lower() or None)
 
 
-def _one_line(exn: BaseException) -> str:
-    text = " ".join(str(exn).split()) or type(exn).__name__
-    return text[:200]
-
-
 def _episodes_in_folder(root: Path) -> list[_Item]:
     used: set[str] = set()
     items = []
@@ -328,7 +324,7 @@ def _episodes_in_shards(urls: list[str]) -> Iterator[_Item]:
                 name = f"{url}:{sample['__key__']}"
                 yield _Item(_unique_key(os.path.basename(sample["__key__"]), used), name, members=members)
         except (OSError, tarfile.TarError, ValueError) as exn:
-            raise JEPAError(f"cannot read episode shard {url}: {_one_line(exn)}") from exn
+            raise JEPAError(f"cannot read episode shard {url}: {one_line(exn)}") from exn
 
 
 # --- checking one input ---------------------------------------------------------------------------
@@ -366,7 +362,7 @@ def _prepare_image(item: _Item) -> _Sample | _Skip:
             warnings.simplefilter("ignore")  # e.g. PIL's decompression-bomb warning: the check decides
             decode_image({ext: data})
     except Exception as exn:  # any decoder error means training could not use it: skip and say why
-        return _Skip(item.name, _one_line(exn))
+        return _Skip(item.name, one_line(exn))
     return _Sample(item.key, [(ext, data), *_label_member(item.label)])
 
 
@@ -380,7 +376,7 @@ def _prepare_video(item: _Item) -> _Sample | _Skip:
         data = _read(item.path)
         count_video_frames(data)
     except Exception as exn:  # any demuxer/decoder error: the file is unusable for training
-        return _Skip(item.name, _one_line(exn))
+        return _Skip(item.name, one_line(exn))
     return _Sample(item.key, [(ext, data), *_label_member(item.label)])
 
 
@@ -400,14 +396,14 @@ def _prepare_episode(item: _Item) -> _Sample | _Skip:
         arrays = {suffix: np.load(io.BytesIO(b), allow_pickle=False) for suffix, b in data.items()
                   if suffix.endswith(".npy")}
     except Exception as exn:  # unreadable file or not an .npy array
-        return _Skip(item.name, _one_line(exn))
+        return _Skip(item.name, one_line(exn))
     action, state = arrays["action.npy"], arrays["state.npy"]
     if action.ndim == 0 or state.ndim == 0 or len(action) != len(state) or len(action) == 0:
         return _Skip(item.name, f"action {action.shape} and state {state.shape} need the same length T > 0")
     try:
         frames = count_video_frames(data["mp4"])
     except Exception as exn:  # the video is unusable
-        return _Skip(item.name, f"mp4: {_one_line(exn)}")
+        return _Skip(item.name, f"mp4: {one_line(exn)}")
     dropped = sorted(set(item.members) - set(data))
     notes = [f"video has {frames} frames but T = {len(action)}"] if frames != len(action) else []
     notes += [f"members not in the episode format dropped: {', '.join(dropped)}"] if dropped else []
@@ -536,7 +532,7 @@ def _verify(shard: _Shard) -> None:
     try:
         got = _read_back(shard.tmp)
     except Exception as exn:  # the shard is unreadable: report it as a failed check
-        raise JEPAError(f"verifying {shard.path} failed: cannot read it back ({_one_line(exn)})") from exn
+        raise JEPAError(f"verifying {shard.path} failed: cannot read it back ({one_line(exn)})") from exn
     if len(got) != len(shard.expected):
         raise JEPAError(f"verifying {shard.path} failed: read {len(got)} samples back, wrote {len(shard.expected)}")
     for (key, hashes), (want_key, want) in zip(got, shard.expected):

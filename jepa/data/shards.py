@@ -12,6 +12,7 @@ import os
 import random
 import tarfile
 import warnings
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from webdataset.tariterators import tarfile_samples
 from ..errors import JEPAError
 from ..masks.collator import MaskCollator
 from ..seeding import mix_seed
+from .failures import MAX_FAILURES_IN_A_ROW, is_config_error
 from .transforms import EvalTransform, TrainTransform
 from .video.sources import VIDEO_KEYS, VideoRef
 
@@ -175,7 +177,10 @@ class ShardTrainStream(IterableDataset):
         for j in range(offset + wid, self.batches_per_epoch, nw):
             step = epoch * self.batches_per_epoch + j
             samples = []
+            failures = 0
             while len(samples) < self.batch_size:
+                if failures >= MAX_FAILURES_IN_A_ROW:
+                    raise JEPAError(f"{failures} inputs in a row failed to load, last: {skips.reasons[-1]}")
                 raw = next(stream)
                 index = self.rank * self.batch_size + len(samples)
                 rng = random.Random(mix_seed(self.seed, step, index, 1))
@@ -183,8 +188,12 @@ class ShardTrainStream(IterableDataset):
                     img, label = decode_image(raw)
                     x = self.transform(img, rng)
                 except Exception as exn:  # a bad image or video is skipped, counted and reported
+                    if is_config_error(exn):
+                        raise
                     skips.reasons.append(f"{raw.get('__url__')}:{raw.get('__key__')}: {exn}")
+                    failures += 1
                     continue
+                failures = 0
                 sample = {"input": x, "label": label, "index": index, "step": step,
                           "short": [img.name] if getattr(self.transform, "last_short", False) else []}
                 if self.views is not None:
@@ -219,7 +228,8 @@ class ShardEvalStream(IterableDataset):
                     raise JEPAError(f"shards {self.urls[0]} ... have no labels (.cls): probes need labelled data")
                 try:
                     img, label = decode_image(raw)
-                    x = self.transform(img, produced * nw + wid)
+                    # The clip's start is fixed by the sample's key, whatever the worker count.
+                    x = self.transform(img, zlib.crc32(str(raw.get("__key__")).encode()))
                 except Exception as exn:  # skipped; collate_eval hands the reason on to be counted
                     yield None, f"{raw.get('__url__')}:{raw.get('__key__')}: {type(exn).__name__}: {exn}"
                     continue

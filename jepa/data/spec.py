@@ -42,12 +42,20 @@ class Data:
 
 
 def shard_modality(url: str) -> str:
-    """``video`` when the first sample of a shard holds encoded video bytes, else ``image``."""
+    """``video`` when the first sample of a shard holds encoded video bytes, else ``image`` (all the
+    members of the first sample are looked at: writers order them by name, ``cls`` before ``mp4``)."""
+    first = None
     try:
         with tarfile.open(url) as tar:
             for member in tar:
-                if member.isreg():
-                    return "video" if member.name.rsplit(".", 1)[-1].lower() in VIDEO_KEYS else "image"
+                if not member.isreg():
+                    continue
+                key, _, ext = member.name.partition(".")
+                if first is not None and key != first:
+                    break
+                first = key
+                if ext.rsplit(".", 1)[-1].lower() in VIDEO_KEYS:
+                    return "video"
     except (tarfile.TarError, OSError) as exn:
         raise JEPAError(f"shard {url} is not a readable tar file ({exn})") from None
     return "image"

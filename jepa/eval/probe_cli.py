@@ -41,8 +41,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     shots.add_argument("--per-class", type=int, help="low-shot: this many training samples per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, help="probe resolution (default: the encoder's)")
-    p.add_argument("--frames", type=int, help="video data: frames per clip (default: the encoder's)")
-    p.add_argument("--frame-step", type=int, default=4, help="video data: source frames between clip frames")
+    p.add_argument("--frames", type=int, help="video data: frames per clip (default: as the encoder was trained)")
+    p.add_argument("--frame-step", type=int,
+                   help="video data: source frames between clip frames (default: as the encoder was trained, else 4)")
     p.add_argument("--fps", type=float, help="video data: sample clips at this rate instead of --frame-step")
     p.add_argument("--max-train", type=int, help="use at most this many training samples")
     p.add_argument("--max-val", type=int, help="use at most this many validation samples")
@@ -195,12 +196,15 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
     if image_size[0] % enc.patch_size or image_size[1] % enc.patch_size:
         raise JEPAError(f"--image-size {image_size[0]} is not a multiple of the encoder's patch size {enc.patch_size}")
     resolution = max(image_size)
-    frames = args.frames or enc.num_frames
+    trained = enc.config.get("clips") or {}
+    frames = args.frames or trained.get("frames_per_clip") or enc.num_frames
+    step = args.frame_step or trained.get("frame_step") or 4
+    fps = args.fps if args.fps is not None else (trained.get("fps") if args.frame_step is None else None)
     try:
-        clips = ClipSampling(frames_per_clip=frames, frame_step=args.frame_step, fps=args.fps)
+        clips = ClipSampling(frames_per_clip=frames, frame_step=step, fps=fps)
     except JEPAError as exn:
         raise JEPAError(f"--frames/--frame-step/--fps: {exn}") from None
-    span = (frames - 1) * args.frame_step + 1
+    span = clips.span
     train_data = open_data(args.train, "train", resolution, span)
     val_data = open_data(args.val, "val", resolution, span)
     video = train_data.modality == "video"
@@ -256,7 +260,7 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
         "train": args.train,
         "val": args.val,
         "image_size": list(image_size),
-        **({"clips": {"frames": frames, "frame_step": args.frame_step, "fps": args.fps}} if video else {}),
+        **({"clips": {"frames": frames, "frame_step": step, "fps": fps}} if video else {}),
         "low_shot": {"fraction": args.fraction, "per_class": args.per_class, "seed": args.seed},
         "selection": ("setting chosen on a held-out 10% of the training features, trained on the other 90% "
                       "(the scored split is never looked at)" if args.kind == "linear" and args.select == "holdout"

@@ -1,7 +1,8 @@
 """The interface every masker offers to the collator: a list of (context, target) mask groups per batch.
 
 V-JEPA draws two mask groups per batch (short- and long-range blocks) and runs the context encoder
-once per group; I-JEPA draws one. Giving both the same shape of answer lets one training step
+once per group; I-JEPA draws one (its masker returns that one pair, which ``collator.mask_groups``
+makes a one-group list). Giving both the same shape of answer lets one training step
 handle images and videos: loop over the groups and average their losses.
 """
 
@@ -10,8 +11,6 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from torch import Tensor
-
-from .multiblock import MultiBlockMasker
 
 MaskGroups = list[tuple[Tensor, Tensor]]
 """One (context [B, K], target [B, num_target_sets, M]) pair of sorted token indices per group."""
@@ -38,34 +37,3 @@ class GroupMasker(Protocol):
     def batch(self, step: int, indices: list[int]) -> MaskGroups:
         """Masks of the samples ``indices`` of batch ``step``, one (ctx, tgt) pair per group."""
         ...
-
-
-class TwoDGroups:
-    """Presents the 2-D I-JEPA masker as a one-group :class:`GroupMasker`, leaving it unchanged.
-
-    Args:
-        masker: the I-JEPA multi-block masker; its target tensor [B, M, T] already has the
-            predictor's [B, num_target_blocks, tokens] layout.
-    """
-
-    num_groups = 1
-
-    def __init__(self, masker: MultiBlockMasker) -> None:
-        self.masker = masker
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """The wrapped masker's (rows, columns) of patches."""
-        return self.masker.grid
-
-    def batch(self, step: int, indices: list[int]) -> MaskGroups:
-        """The wrapped masker's batch as the single group of a list.
-
-        Args:
-            step: global step of the batch.
-            indices: dataset indices of the batch's samples.
-
-        Returns:
-            ``[(ctx [B, K], tgt [B, M, T])]``.
-        """
-        return [self.masker.batch(step, indices)]

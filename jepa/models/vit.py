@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 from ..grid import clip_grid, patch_grid, to_2tuple
 from .patch_embed import PatchEmbed
 from .pos_embed import sincos_grid, sincos_grid_on
-from .rope import RopeBlock, rope_angles, run_rope_blocks, token_coords
+from .rope import RopeBlock, rope_angles, rope_axis_dim, run_rope_blocks, token_coords
 
 # LayerNorm with eps 1e-6, as in timm's ViT and the I-JEPA code.
 LayerNorm6 = functools.partial(nn.LayerNorm, eps=1e-6)
@@ -70,6 +70,8 @@ def make_blocks(pos: str, width: int, depth: int, heads: int, mlp_ratio: float, 
     """``depth`` pre-norm transformer blocks: timm's, or ``RopeBlock``s (same parameter names)."""
     if pos not in POSITIONS:
         raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {pos!r}")
+    if pos == "rope":
+        rope_axis_dim(width // heads)  # an unusable head width fails here, not at the first step
     cls = RopeBlock if pos == "rope" else Block
     rates = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
     return nn.ModuleList(

@@ -11,6 +11,7 @@ from weakref import proxy
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 
+from ..contract import ARCHITECTURE_DEFAULTS, ARCHITECTURE_KEYS
 from ..errors import JEPAError
 from .graceful_stop import stop_of
 
@@ -126,17 +127,15 @@ def replace_path(src: str, dst: str) -> None:
         remove_path(old)
 
 
-# Hyper-parameters that fix the shapes of the weights: a checkpoint resumes only into the same.
-ARCHITECTURE_KEYS = ("encoder", "predictor", "image_size", "num_classes")
-
-
 def check_same_architecture(saved: dict[str, Any], current: dict[str, Any]) -> None:
     """Refuses to resume a checkpoint (hyper-parameters ``saved``) into a model built as ``current``."""
     for key in ARCHITECTURE_KEYS:
-        if key in saved and saved[key] != current[key]:
+        was = saved.get(key, ARCHITECTURE_DEFAULTS.get(key))
+        if (key in saved or key in ARCHITECTURE_DEFAULTS) and was != current.get(key):
+            what = "data.clips.frames_per_clip (model.num_frames)" if key == "num_frames" else f"model.{key}"
             raise JEPAError(
-                f"the checkpoint was trained with model.{key}={saved[key]} but this config has "
-                f"{current[key]}: resume with the run's own config, or use another run_dir"
+                f"the checkpoint was trained with {what}={was} but this config has "
+                f"{current.get(key)}: resume with the run's own config, or use another run_dir"
             )
     # The objective decides which modules exist (an EMA target, a projector); checkpoints written
     # before objectives were pluggable are all ema.

@@ -36,6 +36,12 @@ def _num_frames(data: PretrainDataModule) -> int:
     return data.num_frames
 
 
+def _clip_sampling(data: PretrainDataModule) -> dict[str, Any] | None:
+    c = data.clips
+    return {"frames_per_clip": c.frames_per_clip, "frame_step": c.frame_step, "fps": c.fps} \
+        if data.modality == "video" else None
+
+
 def _readable(path: Path) -> bool:
     from ..contract import read_checkpoint
 
@@ -114,6 +120,7 @@ class PretrainCLI(LightningCLI):
         parser.link_arguments("model.encoder.patch_size", "data.patch_size")
         parser.link_arguments("model.encoder.tubelet_size", "data.tubelet_size")
         parser.link_arguments("data", "model.num_frames", compute_fn=_num_frames, apply_on="instantiate")
+        parser.link_arguments("data", "model.clip_sampling", compute_fn=_clip_sampling, apply_on="instantiate")
         parser.link_arguments("data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:

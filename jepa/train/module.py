@@ -66,6 +66,10 @@ def _split_pooled(encode: Any, views: list[torch.Tensor]) -> list[torch.Tensor]:
     return list(encode(torch.cat(views)).mean(dim=1).chunk(len(views)))
 
 
+# Distinct names of skipped inputs and short videos kept (and checkpointed): enough to count the
+# broken files of a real dataset, bounded for one where almost every video is short.
+MAX_NAMED = 10_000
+
 # A mask group: context token indices [B, K] and target token indices [B, M, T].
 MaskGroup = tuple[torch.Tensor, torch.Tensor]
 
@@ -83,6 +87,8 @@ class PretrainModule(pl.LightningModule):
         predictor: predictor architecture.
         image_size: training resolution (linked from ``data.image_size``).
         num_frames: frames per training clip (linked from the data; 1 for images).
+        clip_sampling: how the training clips were cut (linked from ``data.clips``; None for images):
+            recorded in checkpoints and exports so that probes cut clips the same way.
         num_classes: classes of the training data for the online probe (linked from the data;
             None disables the probe).
         loss: ``smooth_l1`` (I-JEPA), ``l1`` (V-JEPA) or ``l2``; None: the paper's for the data
@@ -105,6 +111,7 @@ class PretrainModule(pl.LightningModule):
         predictor: PredictorConfig = PredictorConfig(),
         image_size: int | tuple[int, int] = 224,
         num_frames: int = 1,
+        clip_sampling: dict[str, Any] | None = None,
         num_classes: int | None = None,
         loss: RegressionLoss | None = None,
         optim: OptimConfig = OptimConfig(),
@@ -153,6 +160,7 @@ class PretrainModule(pl.LightningModule):
                 "predictor": asdict(predictor),
                 "image_size": list(img_size),
                 "num_frames": num_frames,
+                "clip_sampling": dict(clip_sampling) if clip_sampling else None,
                 "num_classes": num_classes,
                 "loss": loss,
                 "optim": asdict(optim),
@@ -281,7 +289,8 @@ class PretrainModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         self._count_skipped(batch.get("skipped", ()))
-        self.short_videos.update(batch.get("short", ()))
+        if len(self.short_videos) < MAX_NAMED:
+            self.short_videos.update(batch.get("short", ()))
         if "source" in batch:  # the mixture component of a mixed run's batch
             self.log("data/source", float(batch["source"]))
         out = self.jepa_loss(batch["inputs"], batch["masks"], self.global_step, batch.get("views"))
@@ -310,7 +319,8 @@ class PretrainModule(pl.LightningModule):
             log.warning("skipped an input that failed to load: %s", reason)
             if len(self.skipped_examples) < 20:
                 self.skipped_examples.append(reason)
-            self.skipped_files.add(reason.split(": ", 1)[0])
+            if len(self.skipped_files) < MAX_NAMED:
+                self.skipped_files.add(reason.split(": ", 1)[0])
         self.skipped_count += len(reasons)
 
     @torch.no_grad()

@@ -44,6 +44,11 @@ class ClipSampling:
         if self.short not in SHORT_POLICIES:
             raise JEPAError(f"ClipSampling: short must be one of {', '.join(SHORT_POLICIES)}, got {self.short!r}")
 
+    @property
+    def span(self) -> int:
+        """Source frames one clip spans at ``frame_step`` (what procedural video renders)."""
+        return (self.frames_per_clip - 1) * self.frame_step + 1
+
     def step_for(self, video_fps: float) -> int:
         """The frame step for a video of ``video_fps`` frames per second.
 
@@ -87,7 +92,8 @@ def clip_indices(num_frames: int, video_fps: float, cfg: ClipSampling,
 
 
 def decode_clips(src: Source, cfg: ClipSampling, rng: random.Random, backend: str = "auto",
-                 timeout: float | None = 30.0, *, name: str | None = None) -> tuple[np.ndarray, bool]:
+                 timeout: float | None = 30.0, *, name: str | None = None,
+                 min_frames: int = 1) -> tuple[np.ndarray, bool]:
     """Cut ``cfg.clips_per_video`` random clips from a video, decoding each needed frame once.
 
     Args:
@@ -97,6 +103,8 @@ def decode_clips(src: Source, cfg: ClipSampling, rng: random.Random, backend: st
         backend: ``"auto"`` (decord, then PyAV on any failure), ``"decord"`` or ``"pyav"``.
         timeout: seconds allowed to each backend attempt; None: unbounded.
         name: what error messages call the video (default: the path, or the byte count).
+        min_frames: fewest frames a usable video has (a video encoder's tubelet size): a shorter one
+            is refused rather than looped.
 
     Returns:
         uint8 clips [clips_per_video, frames_per_clip, H, W, 3], upright, and True when the video was
@@ -120,6 +128,9 @@ def decode_clips(src: Source, cfg: ClipSampling, rng: random.Random, backend: st
         return sorted({i for clip in pick(num_frames, fps)[0] for i in clip})
 
     decoded = decode_planned(src, plan, backend, timeout, name=name)
+    if decoded.num_frames < min_frames:
+        raise VideoDecodeError(f"{source_name(src, name)}: {decoded.num_frames} frame(s), fewer than one tubelet "
+                               f"({min_frames} frames)")
     clips, short, local = pick(decoded.num_frames, decoded.fps)
     rng.setstate(local.getstate())
     try:

@@ -96,7 +96,8 @@ def _open_arg(src: Source) -> Any:
     return os.fspath(src)
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """An exception as one short line (decord's source prefixes and stack traces removed)."""
     text = str(err) or type(err).__name__
     # decord prefixes "[hh:mm:ss] /github/workspace/src/...cc:123: " and may append a stack trace.
     text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", text.split("Stack trace")[0])
@@ -323,7 +324,7 @@ def _first_success(src: Source, backend: str, timeout: float | None, name: str |
         except ImportError:
             reasons.append(f"{candidate}: not installed")
         except Exception as err:
-            reasons.append(f"{candidate}: {_one_line(err)}")
+            reasons.append(f"{candidate}: {one_line(err)}")
     raise VideoDecodeError(f"{source_name(src, name)}: cannot decode video ({'; '.join(reasons)})")
 
 

@@ -30,17 +30,22 @@ def _videos_in(folder: str) -> list[str]:
         return sorted(e.path for e in entries if e.is_file() and e.name.lower().endswith(VIDEO_EXTENSIONS))
 
 
+def _first_file(folder: str) -> str | None:
+    with os.scandir(folder) as entries:
+        return next((e.name for e in entries if e.is_file() and not e.name.startswith(".")), None)
+
+
 def is_video_folder(root: str) -> bool:
-    """Whether ``root`` holds videos (directly or in class subfolders) rather than images."""
-    path = Path(root)
-    if not path.is_dir():
+    """Whether ``root`` holds videos rather than images, judged by its first file (or, with class
+    subfolders, the first file of the first one): a huge image folder is not listed in full."""
+    if not os.path.isdir(root):
         return False
-    for entry in sorted(path.iterdir()):
-        if entry.is_file() and entry.suffix.lower() in VIDEO_EXTENSIONS:
-            return True
-        if entry.is_dir() and not entry.name.startswith(".") and _videos_in(str(entry)):
-            return True
-    return False
+    name = _first_file(root)
+    if name is None:
+        with os.scandir(root) as entries:
+            sub = sorted(e.path for e in entries if e.is_dir() and not e.name.startswith("."))
+        name = next((n for n in map(_first_file, sub) if n is not None), None)
+    return name is not None and name.lower().endswith(VIDEO_EXTENSIONS)
 
 
 def read_video_list(path: str) -> tuple[list[tuple[str, int | None]], tuple[str, ...] | None]:
