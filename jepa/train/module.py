@@ -283,7 +283,10 @@ class PretrainModule(pl.LightningModule):
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         lr, wd = self.apply_schedules(self.optimizers().optimizer, self.global_step, self.max_steps)
-        if self.global_step % self.trainer.log_every_n_steps == 0:
+        # Lightning writes logged values at the steps where (step + 1) is a multiple of
+        # log_every_n_steps and drops those of other steps at an epoch's end (a 24-clip dataset ends
+        # an epoch every 3 steps): log on the steps that are written.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log_dict({"train/lr": lr, "train/weight_decay": wd,
                            **self.objective.schedule_logs(self.global_step, self.max_steps)})
 
@@ -305,7 +308,7 @@ class PretrainModule(pl.LightningModule):
             probe_loss = F.cross_entropy(logits, labels)
             total = total + probe_loss  # features are detached: this trains the probe only
             self.log("probe_acc", (logits.argmax(-1) == labels).float().mean(), prog_bar=True)
-        if self.global_step % self.monitor_every_n_steps == 0:
+        if (self.global_step + 1) % self.monitor_every_n_steps == 0:  # a written step (see above)
             self.log_dict({"monitor/feature_std": feature_std(out.features), "monitor/rankme": rankme(out.features)})
         return total
 
