@@ -22,6 +22,14 @@ def patch_grid(img_size: int | tuple[int, int], patch_size: int) -> tuple[int, i
     return h // patch_size, w // patch_size
 
 
+def tubelet_for(num_frames: int, tubelet_size: int | None) -> int:
+    """Frames per token: 1 for images, ``tubelet_size`` for clips, V-JEPA's 2 when it is unset.
+    The one place of that default, read by the models and the data layer alike."""
+    if num_frames <= 1:
+        return 1
+    return tubelet_size if tubelet_size is not None else 2
+
+
 def clip_grid(num_frames: int, img_size: int | tuple[int, int], patch_size: int, tubelet_size: int) -> tuple[int, int, int]:
     """Number of tokens along (time, height, width) of a clip; refuses a tubelet that does not
     divide the clip length and sizes the patch does not divide."""

@@ -9,7 +9,8 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from jepa.models.rope import RopeBlock, apply_rope, rope_angles, rope_axis_dim, run_rope_blocks, token_coords
+from jepa.models.rope import RopeBlock, apply_rope, rope_angles, rope_axis_dim, token_coords
+from jepa.models.vit import run_blocks
 
 LayerNorm6 = functools.partial(nn.LayerNorm, eps=1e-6)
 
@@ -113,15 +114,15 @@ def test_kept_tokens_use_their_own_coordinates() -> None:
     keep = torch.stack([torch.randperm(32)[:12] for _ in range(3)])  # per-sample subsets, any order
     x = torch.randn(3, 12, 64)
     with torch.no_grad():
-        out = run_rope_blocks(blocks, x, rope_angles(token_coords(grid, keep), head_dim), False)
+        out = run_blocks(blocks, x, False, rope_angles(token_coords(grid, keep), head_dim))
         assert out.shape == (3, 12, 64)
         # Sample 1 alone gives the same tokens: each row of the batch uses its own coordinates.
-        alone = run_rope_blocks(blocks, x[1:2], rope_angles(token_coords(grid, keep[1:2]), head_dim), False)
+        alone = run_blocks(blocks, x[1:2], False, rope_angles(token_coords(grid, keep[1:2]), head_dim))
         torch.testing.assert_close(alone, out[1:2], atol=1e-5, rtol=1e-5)
         # Positions come from the coordinates, not the order: permuting tokens permutes the output.
         perm = torch.randperm(12)
-        permuted = run_rope_blocks(
-            blocks, x[:, perm], rope_angles(token_coords(grid, keep[:, perm]), head_dim), False
+        permuted = run_blocks(
+            blocks, x[:, perm], False, rope_angles(token_coords(grid, keep[:, perm]), head_dim)
         )
         torch.testing.assert_close(permuted, out[:, perm], atol=1e-5, rtol=1e-5)
 
@@ -134,7 +135,7 @@ def test_gradients_flow_and_checkpointing_matches() -> None:
     for use_checkpoint in (False, True):
         blocks.zero_grad()
         x.grad = None
-        run_rope_blocks(blocks, x, rope, use_checkpoint).square().mean().backward()
+        run_blocks(blocks, x, use_checkpoint, rope).square().mean().backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in blocks.parameters())
         grads.append([x.grad.clone()] + [p.grad.clone() for p in blocks.parameters()])
     for plain, checkpointed in zip(*grads):

@@ -12,7 +12,7 @@ from PIL import Image
 from webdataset.tariterators import tarfile_samples
 
 from jepa.cli import main
-from jepa.data import shard_writer
+from jepa.data import shard_sink
 from jepa.data.shard_writer import (
     parse_size,
     write_episode_shards,
@@ -199,14 +199,14 @@ def test_existing_shards_are_refused_unless_overwrite(tmp_path):
 
 def test_failed_verification_leaves_no_shards(tmp_path, monkeypatch):
     src = _image_folder(tmp_path / "src")
-    real = shard_writer._read_back
+    real = shard_sink.read_back
 
     def tampered(path):
         samples = real(path)
         samples[-1][1]["cls"] = "0" * 64
         return samples
 
-    monkeypatch.setattr(shard_writer, "_read_back", tampered)
+    monkeypatch.setattr(shard_sink, "read_back", tampered)
     with pytest.raises(JEPAError, match=r"verifying .*s-000000.tar failed: sample \w+ .*different cls"):
         write_image_shards(src, str(tmp_path / "out" / "s-%06d.tar"))
     assert os.listdir(tmp_path / "out") == []  # no shard, no temporary file

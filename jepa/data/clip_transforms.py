@@ -12,10 +12,10 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 
 from ..seeding import mix_seed
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, random_resized_crop_box
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, eval_view, random_resized_crop_box
 from .video.clips import ClipSampling, clip_indices, decode_clips
 from .video.sources import VideoRef
 
@@ -29,12 +29,6 @@ def normalize_clip(frames: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -
     m = torch.tensor(mean).view(1, 3, 1, 1)
     s = torch.tensor(std).view(1, 3, 1, 1)
     return x.sub_(m).div_(s).permute(1, 0, 2, 3).contiguous()
-
-
-def _resize(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(frames.shape[-2:]) == tuple(size):
-        return frames.float()
-    return F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True, align_corners=False).clamp_(0, 255)
 
 
 class ClipFrames:
@@ -90,7 +84,7 @@ class ClipTrainTransform:
         frames, self.last_short = self.frames(item, rng)
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # [T, 3, H, W]
         top, left, h, w = random_resized_crop_box(x.shape[-1], x.shape[-2], self.scale, self.ratio, rng)
-        x = _resize(x[..., top : top + h, left : left + w], self.image_size)
+        x = TF.resized_crop(x.float(), top, left, h, w, list(self.image_size), antialias=True)
         if self.hflip and rng.random() < 0.5:
             x = x.flip(-1)
         return normalize_clip(x)
@@ -112,14 +106,7 @@ class ClipEvalTransform:
 
     def __call__(self, item: ClipInput, index: int = 0) -> torch.Tensor:
         frames, _ = self.frames(item, random.Random(mix_seed(0xE7A1, index)))
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-        h, w = self.image_size
-        fh, fw = x.shape[-2:]
-        if (fh, fw) != (h, w):
-            short = min(h, w)
-            target = int(round(short * 8 / 7)) if min(fh, fw) > short * 8 / 7 else short
-            scale = target / min(fh, fw)
-            x = _resize(x, (max(h, round(fh * scale)), max(w, round(fw * scale))))
-            top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
-            x = x[..., top : top + h, left : left + w]
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        if tuple(x.shape[-2:]) != self.image_size:
+            x = eval_view(x, tuple(x.shape[-2:]), self.image_size)
         return normalize_clip(x, self.mean, self.std)

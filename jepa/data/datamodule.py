@@ -3,12 +3,14 @@ masks, probe data."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
 from ..errors import JEPAError
-from ..grid import clip_grid, patch_grid, to_2tuple
+from ..grid import clip_grid, patch_grid, to_2tuple, tubelet_for
 from ..masks.collator import MaskCollator
 from ..masks.multiblock import MultiBlockConfig, MultiBlockMasker
 from ..masks.multiblock3d import MultiBlock3DMasker, VideoMaskConfig
@@ -151,7 +153,7 @@ class PretrainDataModule(pl.LightningDataModule):
         self._refuse_unused(tubelet_size, clips, video_masking, video_masks, tube_masks, decoder, decode_timeout,
                             masks, train_weight, mix)
         if self.modality == "video":
-            self.tubelet_size = tubelet_size if tubelet_size is not None else 2
+            self.tubelet_size = tubelet_for(clips.frames_per_clip, tubelet_size)
             if clips.frames_per_clip < 2:
                 raise JEPAError(f"data.clips.frames_per_clip must be at least 2 for video, got {clips.frames_per_clip}")
             try:
@@ -176,11 +178,14 @@ class PretrainDataModule(pl.LightningDataModule):
         """Settings that would not apply to this run end it in one line: none is silently ignored."""
         first = self.components[0].spec
         if self.modality == "image":
-            video_only = {"model.encoder.tubelet_size": tubelet_size not in (None, 1),
-                          "data.clips": clips != ClipSampling(), "data.video_masking": video_masking != "multiblock",
-                          "data.video_masks": video_masks is not None, "data.tube_masks": tube_masks is not None,
-                          "data.decoder": decoder != "auto", "data.decode_timeout": decode_timeout != 30.0}
-            given = [k for k, v in video_only.items() if v]
+            # Compared with the constructor's own defaults, so the two cannot drift apart.
+            default = {n: p.default for n, p in inspect.signature(PretrainDataModule.__init__).parameters.items()}
+            given = [f"data.{k}" for k, v in (("clips", clips), ("video_masking", video_masking),
+                                              ("video_masks", video_masks), ("tube_masks", tube_masks),
+                                              ("decoder", decoder), ("decode_timeout", decode_timeout))
+                     if v != default[k]]
+            if tubelet_size not in (None, 1):
+                given.insert(0, "model.encoder.tubelet_size")
             if given:
                 raise JEPAError(f"{given[0]} is a video setting, but data.train {first} holds images: use video data "
                                 "(a folder or list of videos, video shards, builtin:bouncing) or drop the setting")

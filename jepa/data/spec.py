@@ -22,7 +22,6 @@ from .video.sources import VIDEO_KEYS, VideoListSource, is_video_folder
 
 BUILTIN = {"shapes": ShapesDataset, "bouncing": BouncingDataset}
 VIDEO_BUILTINS = ("bouncing",)
-MODALITIES = ("image", "video")
 
 
 @dataclass

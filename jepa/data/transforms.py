@@ -83,6 +83,15 @@ class TrainTransform:
         return to_normalized_tensor(img)
 
 
+def eval_view(x: Image.Image | torch.Tensor, size: tuple[int, int], image_size: tuple[int, int]):
+    """The evaluation view of an image (or of frames [T, C, H, W]) of ``size`` (height, width): the
+    short side resized to ``image_size``'s (x 8/7 when larger, the usual 224/256 ratio), centre crop."""
+    h, w = image_size
+    short = min(h, w)
+    side = int(round(short * 8 / 7)) if min(size) > short * 8 / 7 else short
+    return TF.center_crop(TF.resize(x, side, antialias=True), [h, w])
+
+
 class EvalTransform:
     """Deterministic evaluation view: resize the short side (x 8/7 for images larger than the target,
     the usual 224/256 ratio), centre crop to ``image_size``, normalise."""
@@ -93,10 +102,6 @@ class EvalTransform:
 
     def __call__(self, img: Image.Image, index: int = 0) -> torch.Tensor:
         """The view of ``img`` (``index``, the sample's position, is for clips; images ignore it)."""
-        h, w = self.image_size
-        if (img.height, img.width) != (h, w):
-            short = min(h, w)
-            resize_to = int(round(short * 8 / 7)) if min(img.height, img.width) > short * 8 / 7 else short
-            img = TF.resize(img, resize_to, antialias=True)
-            img = TF.center_crop(img, [h, w])
+        if (img.height, img.width) != tuple(self.image_size):
+            img = eval_view(img, (img.height, img.width), self.image_size)
         return to_normalized_tensor(img, self.mean, self.std)

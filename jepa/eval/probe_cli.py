@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..contract import build_encoder
+from ..contract import ARCH_KEYS, build_encoder
 from ..data.spec import Data, open_data
 from ..data.video.clips import ClipSampling
 from ..errors import JEPAError
@@ -125,8 +125,7 @@ def _backbones(enc: FrozenEncoder, baselines: bool, seed: int,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             random_vit = build_encoder(enc.config)
-        arch = json.dumps({k: enc.config.get(k) for k in ("width", "depth", "heads", "mlp_ratio", "patch_size",
-                                                          "num_frames", "tubelet_size", "pos")})
+        arch = json.dumps({k: enc.config.get(k) for k in ARCH_KEYS})
         out.append(("random weights", FrozenEncoder(random_vit, enc.config).to(next(enc.parameters()).device),
                     f"random:{seed}:{arch}"))
         out.append(("raw pixels", None, "pixels"))

@@ -51,8 +51,8 @@ class PatchEmbed(nn.Module):
         raise ValueError(f"expected images [B, C, H, W] or clips [B, C, T, H, W], got shape {tuple(shape)}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Tokens [B, N, D] in row-major (time, row, column) order."""
-        self.grid(x.shape)  # one clear line for shapes that do not fit
+        """Tokens [B, N, D] in row-major (time, row, column) order (``grid`` checks the shape first:
+        the encoder calls it before embedding)."""
         if self.video and x.dim() == 4:
             x = x.unsqueeze(2).expand(-1, -1, self.tubelet_size, -1, -1)
         return self.proj(x).flatten(2).transpose(1, 2)

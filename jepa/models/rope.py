@@ -12,13 +12,12 @@ coordinate differences alone, and tokens may be any subset of the grid in any or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import Attention, Block
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 Rope = tuple[torch.Tensor, torch.Tensor]
 
@@ -149,34 +148,11 @@ def token_coords(
     return torch.stack((idx // (h * w), idx // w % h, idx % w), dim=-1).float()
 
 
-def run_rope_blocks(
-    blocks: Iterable[nn.Module], x: torch.Tensor, rope: Rope | None, use_checkpoint: bool
-) -> torch.Tensor:
-    """Runs RopeBlocks in turn, all with the same ``rope``, optionally with activation checkpointing.
-
-    Args:
-        blocks: the RopeBlocks.
-        x: tokens [B, N, dim].
-        rope: ``rope_angles`` of the tokens' coordinates, computed once per forward.
-        use_checkpoint: recompute each block in the backward pass (only while grad is enabled).
-
-    Returns:
-        Tokens [B, N, dim] after the last block.
-    """
-    for block in blocks:
-        if use_checkpoint and torch.is_grad_enabled():
-            x = checkpoint(block, x, rope, use_reentrant=False)
-        else:
-            x = block(x, rope)
-    return x
-
-
 __all__ = [
     "RopeAttention",
     "RopeBlock",
     "apply_rope",
     "rope_angles",
     "rope_axis_dim",
-    "run_rope_blocks",
     "token_coords",
 ]

@@ -17,10 +17,10 @@ from timm.models.vision_transformer import Block
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..grid import clip_grid, patch_grid, to_2tuple
+from ..grid import clip_grid, patch_grid, to_2tuple, tubelet_for
 from .patch_embed import PatchEmbed
 from .pos_embed import sincos_grid, sincos_grid_on
-from .rope import RopeBlock, rope_angles, rope_axis_dim, run_rope_blocks, token_coords
+from .rope import Rope, RopeBlock, rope_angles, rope_axis_dim, token_coords
 
 # LayerNorm with eps 1e-6, as in timm's ViT and the I-JEPA code.
 LayerNorm6 = functools.partial(nn.LayerNorm, eps=1e-6)
@@ -85,15 +85,15 @@ def as_3d(grid: tuple[int, ...]) -> tuple[int, int, int]:
     return (1, *grid) if len(grid) == 2 else grid  # type: ignore[return-value]
 
 
-def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, use_checkpoint: bool,
-               rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    if rope is not None:
-        return run_rope_blocks(blocks, x, rope, use_checkpoint)
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, use_checkpoint: bool, rope: Rope | None = None) -> torch.Tensor:
+    """Runs the blocks in turn (``RopeBlock``s with the same ``rope`` angles, computed once per
+    forward), recomputing each in the backward pass with ``use_checkpoint`` while grad is enabled."""
+    extra = () if rope is None else (rope,)
     for block in blocks:
         if use_checkpoint and torch.is_grad_enabled():
-            x = checkpoint(block, x, use_reentrant=False)
+            x = checkpoint(block, x, *extra, use_reentrant=False)
         else:
-            x = block(x)
+            x = block(x, *extra)
     return x
 
 
@@ -125,9 +125,7 @@ class EncoderConfig:
 
     def tubelet(self, num_frames: int) -> int:
         """The tubelet size for clips of ``num_frames`` (1 for images)."""
-        if num_frames <= 1:
-            return 1
-        return self.tubelet_size if self.tubelet_size is not None else 2
+        return tubelet_for(num_frames, self.tubelet_size)
 
     def resolved(self) -> tuple[int, int, int, float]:
         if self.size not in VIT_SIZES:
@@ -219,10 +217,7 @@ class VisionTransformer(nn.Module):
 
     @property
     def num_patches(self) -> int:
-        n = 1
-        for g in self.grid_size:
-            n *= g
-        return n
+        return math.prod(self.grid_size)
 
     def token_grid(self, x: torch.Tensor) -> tuple[int, ...]:
         """Token grid of input ``x``: (rows, cols) for an image encoder, (time, rows, cols) for a video one."""
@@ -233,33 +228,35 @@ class VisionTransformer(nn.Module):
             return self.pos_embed
         return sincos_grid_on(grid, self.embed_dim, self.pos_embed.device, self.pos_embed.dtype).unsqueeze(0)
 
-    def rope(self, grid: tuple[int, ...], keep: torch.Tensor | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def rope(self, grid: tuple[int, ...], keep: torch.Tensor | None, device: torch.device) -> Rope | None:
         """Rotary angles of the kept tokens (None with sin-cos positions)."""
         if self.pos != "rope":
             return None
         return rope_angles(token_coords(as_3d(grid), keep, device), self.embed_dim // self.num_heads)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Patch embedding plus positions: [B, C, (T,) H, W] -> [B, N, D]."""
+    def embed(self, x: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+        """Patch embedding plus positions: [B, C, (T,) H, W] of token ``grid`` -> [B, N, D]."""
         tokens = self.patch_embed(x)
         if self.pos == "sincos":
-            tokens = tokens + self.position_embedding(self.token_grid(x))
+            tokens = tokens + self.position_embedding(grid)
         return tokens
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        tokens = self.embed(x)
+        grid = self.token_grid(x)
+        tokens = self.embed(x, grid)
         if keep is not None:
             tokens = gather_tokens(tokens, keep)
-        tokens = run_blocks(self.blocks, tokens, self.grad_checkpointing, self.rope(self.token_grid(x), keep, x.device))
+        tokens = run_blocks(self.blocks, tokens, self.grad_checkpointing, self.rope(grid, keep, x.device))
         return self.norm(tokens)
 
     def last_layers(self, x: torch.Tensor, n: int = 4) -> list[torch.Tensor]:
         """Tokens after each of the last ``n`` blocks, each through the final LayerNorm."""
-        tokens = self.embed(x)
-        rope = self.rope(self.token_grid(x), None, x.device)
+        grid = self.token_grid(x)
+        tokens = self.embed(x, grid)
+        extra = () if self.pos != "rope" else (self.rope(grid, None, x.device),)
         outputs = []
         for i, block in enumerate(self.blocks):
-            tokens = block(tokens) if rope is None else block(tokens, rope)
+            tokens = block(tokens, *extra)
             if i >= len(self.blocks) - n:
                 outputs.append(self.norm(tokens))
         return outputs

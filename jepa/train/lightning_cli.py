@@ -6,6 +6,7 @@ Every constructor argument is a config key (``model.encoder.size``, ``data.batch
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,7 @@ def _num_frames(data: PretrainDataModule) -> int:
 
 
 def _clip_sampling(data: PretrainDataModule) -> dict[str, Any] | None:
-    c = data.clips
-    return {"frames_per_clip": c.frames_per_clip, "frame_step": c.frame_step, "fps": c.fps} \
-        if data.modality == "video" else None
+    return dataclasses.asdict(data.clips) if data.modality == "video" else None
 
 
 def _readable(path: Path) -> bool:
