@@ -18,6 +18,8 @@ commands:
   launch     cluster jobs:         jepa launch {slurm,torchrun} --config FILE ... [--dry-run]
   bench      time training steps:  jepa bench --config FILE [--steps N] [--warmup N]
   shards     write webdataset shards: jepa shards {images,videos,episodes} SRC OUT_PATTERN [--max-count N] [--max-size 1GB]
+  world      world models:        jepa world --config FILE (train on episodes) | jepa world episodes OUT_PATTERN ...
+  plan       the planning agent:  jepa plan --encoder DIR --world DIR (Two-Rooms, four arms) | jepa plan pipeline --out DIR
 
 'jepa <command> --help' shows a command's arguments."""
 
@@ -106,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             return bench_main(rest)
         if command == "shards":
             return shards_main(rest)
+        if command == "world":
+            from .planning.commands import world_main
+
+            return world_main(rest)
+        if command == "plan":
+            from .planning.commands import plan_command
+
+            return plan_command(rest)
     except JEPAError as exn:
         return _fail(str(exn))
     except (KeyboardInterrupt, RunAborted):

@@ -1,0 +1,1 @@
+"""Planning with a world model: environments, offline trajectories, costs and planners."""

@@ -1,0 +1,46 @@
+"""The ``jepa world`` and ``jepa plan`` commands (argument parsing only; the work is elsewhere)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import JEPAError
+
+
+def episodes_main(argv: list[str]) -> int:
+    from .envs.two_rooms import TwoRoomsConfig
+    from .episodes import POLICIES, write_episodes
+
+    p = argparse.ArgumentParser(prog="jepa world episodes",
+                                description="Write offline Two-Rooms episodes as episode shards (Push-T format).")
+    p.add_argument("out_pattern", help="shard paths with one printf number, e.g. runs/two_rooms/episodes/ep-%%06d.tar")
+    p.add_argument("--episodes", type=int, default=400)
+    p.add_argument("--length", type=int, default=100, help="steps per episode")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--policy", choices=POLICIES, default="noisy")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    if args.episodes < 1 or args.length < 2:
+        raise JEPAError("--episodes must be >= 1 and --length >= 2")
+    report = write_episodes(args.out_pattern, args.episodes, args.length, args.seed, TwoRoomsConfig(), args.policy,
+                            overwrite=args.overwrite)
+    print(report.summary())
+    return 0
+
+
+def world_main(argv: list[str]) -> int:
+    if argv and argv[0] == "episodes":
+        return episodes_main(argv[1:])
+    from .world_cli import world
+
+    return world(argv)
+
+
+def plan_command(argv: list[str]) -> int:
+    if argv and argv[0] == "pipeline":
+        from .pipeline import pipeline_main
+
+        return pipeline_main(argv[1:])
+    from .plan_cli import plan_main
+
+    return plan_main(argv)

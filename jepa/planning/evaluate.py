@@ -1,0 +1,156 @@
+"""``jepa plan``'s evaluation: the same seeded Two-Rooms episodes for four arms.
+
+- ``random``: uniform actions in the norm ball.
+- ``greedy``: a straight line to the goal at full speed (it reads the true positions; it fails
+  where the wall stands between start and goal, which is the point of two rooms).
+- ``simulator``: the planner on the true dynamics and true state (the ceiling).
+- ``world_model``: the planner on the learned world model, seeing only frames.
+
+Guardrail violations are judged on the true state for every arm.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import JEPAError
+from .agent import AgentSettings, EpisodeResult, run_episode, summarise
+from .costs import GoalEnergy, KeepOut, PositionProbe
+from .envs.two_rooms import TwoRoomsConfig, TwoRoomsEnv
+from .interfaces import Planner, clip_norm
+from .perception import Perception
+from .simulator import SimulatorDynamics
+from .world_model import LatentContext, LatentDynamics, WorldModel
+
+ARMS = ("random", "greedy", "simulator", "world_model")
+
+
+@dataclass
+class LearnedAgent:
+    """What the world-model arm needs: perception, the world model and the position probe that
+    judges the keep-out guardrail in representation space (with its error margin)."""
+
+    perception: Perception
+    world: WorldModel
+    probe: PositionProbe | None = None
+    probe_margin: float = 0.0
+    energy: str = "latent"  # "latent": distance between representations; "probe": between the positions they encode
+
+
+def _policy_episode(env: TwoRoomsEnv, seed: int, policy: Callable[[np.ndarray, np.ndarray, np.random.Generator], Any],
+                    budget: int) -> EpisodeResult:
+    _, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    goal = np.asarray(info["goal"], dtype=np.float32)
+    path, actions, violations, success = [torch.as_tensor(info["state"])], [], 0, False
+    while len(actions) < budget and not success:
+        action = np.asarray(policy(np.asarray(info["state"]), goal, rng), dtype=np.float32)
+        _, _, terminated, truncated, info = env.step(action)
+        actions.append(torch.as_tensor(action))
+        path.append(torch.as_tensor(info["state"]))
+        violations += int(bool(info["in_keep_out"]))
+        success = bool(info["success"])
+        if terminated or truncated:
+            break
+    return EpisodeResult(seed, success, len(actions), torch.stack(path).float(),
+                         torch.stack(actions) if actions else torch.zeros(0, 2), 0, violations, [])
+
+
+def random_policy(max_norm: float) -> Callable:
+    def act(state: np.ndarray, goal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        angle, radius = rng.uniform(0, 2 * math.pi), max_norm * math.sqrt(rng.uniform())
+        return np.array([radius * math.cos(angle), radius * math.sin(angle)])
+    return act
+
+
+def greedy_policy(max_norm: float) -> Callable:
+    def act(state: np.ndarray, goal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return clip_norm(torch.as_tensor(goal - state, dtype=torch.float32), max_norm).numpy()
+    return act
+
+
+def _keep_out(cfg: TwoRoomsConfig, position_of: Callable, margin: float, info: dict) -> KeepOut | None:
+    if cfg.keep_out is None:
+        return None
+    return KeepOut(cfg.keep_out, position_of, margin=margin, goal_position=tuple(info["goal"]))
+
+
+def simulator_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: AgentSettings,
+                      margin: float) -> EpisodeResult:
+    cfg = env.config
+
+    def perceive(obs: Any, info: dict) -> torch.Tensor:
+        # The ceiling sees the true state; the goal observation stands for the goal position.
+        return torch.as_tensor(info["goal"] if obs is info.get("goal_obs") else info["state"], dtype=torch.float32)
+
+    def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
+        keep = _keep_out(cfg, lambda s: s[..., :2], margin, info)
+        return GoalEnergy(goal, cfg.max_action_norm, mode="final", distance="l2", keep_out=keep)
+
+    return run_episode(env, seed, perceive, SimulatorDynamics(cfg), planner, cost_for_goal, settings)
+
+
+def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: AgentSettings,
+                        agent: LearnedAgent) -> EpisodeResult:
+    cfg = env.config
+    history = agent.world.config.history
+    if agent.world.action_dim != 2:
+        raise JEPAError(f"the world model takes {agent.world.action_dim}-D actions but two-rooms acts in 2-D")
+    if (cfg.keep_out is not None or agent.energy == "probe") and agent.probe is None:
+        raise JEPAError("a keep-out region and the probe energy need the world model's position probe "
+                        "(jepa world fits it when the episodes have states)")
+
+    def perceive(obs: Any, info: dict) -> torch.Tensor:
+        return agent.perception.encode(np.asarray(obs)[None])[0]
+
+    def context(reps: list[torch.Tensor], actions: list[torch.Tensor]) -> LatentContext:
+        known = reps[-history:]
+        past = actions[len(actions) - (len(known) - 1):] if len(known) > 1 else []
+        past_t = torch.stack(past) if past else torch.zeros(0, 2)
+        return LatentContext(torch.stack(known), past_t)
+
+    def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
+        keep = _keep_out(cfg, agent.probe, agent.probe_margin, info) if agent.probe is not None else None
+        readout = agent.probe if agent.energy == "probe" else agent.world.normalize
+        return GoalEnergy(goal, cfg.max_action_norm, mode="final", distance="l2", keep_out=keep, readout=readout)
+
+    return run_episode(env, seed, perceive, LatentDynamics(agent.world), planner, cost_for_goal, settings,
+                       context_fn=context)
+
+
+def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planner_for: Callable[[], Planner],
+             settings: AgentSettings, agent: LearnedAgent | None = None, margin: float = 0.0,
+             progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    """Runs every arm on the same seeded episodes; returns per-arm summaries and episode records."""
+    seeds = list(seeds)
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise JEPAError(f"unknown arm {unknown[0]!r}: arms are {', '.join(ARMS)}")
+    out: dict[str, Any] = {}
+    for arm in arms:
+        if arm == "world_model" and agent is None:
+            raise JEPAError("the world_model arm needs --encoder and --world")
+        results = []
+        t0 = time.perf_counter()
+        for i, seed in enumerate(seeds):
+            if arm == "random":
+                res = _policy_episode(env, seed, random_policy(env.config.max_action_norm), settings.step_budget)
+            elif arm == "greedy":
+                res = _policy_episode(env, seed, greedy_policy(env.config.max_action_norm), settings.step_budget)
+            elif arm == "simulator":
+                res = simulator_episode(env, seed, planner_for(), settings, margin)
+            else:
+                res = world_model_episode(env, seed, planner_for(), settings, agent)
+            results.append(res)
+            if progress is not None:
+                progress(arm, i + 1)
+        out[arm] = {"summary": {**summarise(results), "wall_s": round(time.perf_counter() - t0, 1)},
+                    "episodes": results}
+    return out

@@ -1,0 +1,94 @@
+"""``jepa plan pipeline``: the whole Two-Rooms agent from nothing, in one command:
+episodes -> frame shards -> encoder (jepa pretrain) -> export -> world model (jepa world) -> jepa plan.
+
+Each stage writes under ``--out`` and is skipped when its result is already there, so a pipeline
+that was stopped continues where it was (a stage cut short resumes through its own run folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..errors import JEPAError
+from ..export import export_checkpoint
+from ..train.run import pretrain
+from .envs.two_rooms import TwoRoomsConfig
+from .episodes import write_episodes
+from .frames import frames_to_image_shards
+from .plan_cli import plan_main
+from .world_cli import world
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "planning"
+
+# (episodes, steps per episode, encoder steps, world-model steps, evaluation episodes)
+SIZES = {"full": (400, 100, 600, 3000, 50), "tiny": (12, 24, 4, 6, 2)}
+
+
+def _config(name: str) -> str:
+    path = CONFIGS / name
+    if not path.is_file():
+        raise JEPAError(f"{path} does not exist: jepa plan pipeline reads the configs of the repository checkout")
+    return str(path)
+
+
+def _ran(code: int, what: str) -> None:
+    if code != 0:
+        raise JEPAError(f"the pipeline stopped at the {what} stage (exit code {code}); run the same command again "
+                        "to continue")
+
+
+def pipeline_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="jepa plan pipeline",
+                                description="Episodes -> encoder -> world model -> planning evaluation on Two-Rooms.")
+    p.add_argument("--out", default="runs/two_rooms", help="folder for every stage's output")
+    p.add_argument("--size", choices=tuple(SIZES), default="full",
+                   help="full: the README's figures; tiny: seconds, for tests")
+    p.add_argument("--energy", choices=("latent", "probe"), default="probe", help="see jepa plan --help")
+    p.add_argument("--budget", type=int, default=40, help="environment steps per evaluation episode")
+    args = p.parse_args(argv)
+    n_episodes, length, enc_steps, world_steps, eval_episodes = SIZES[args.size]
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    times: dict[str, float] = {}
+
+    def stage(name: str) -> None:
+        times[name] = round(time.perf_counter() - t0 - sum(times.values()), 1)
+        print(f"== {name} done ({times[name]:.0f} s)", flush=True)
+
+    episodes = out / "episodes" / "episodes-000000.tar"
+    if not episodes.is_file():
+        write_episodes(str(out / "episodes" / "episodes-%06d.tar"), n_episodes, length, 0, TwoRoomsConfig(), "noisy",
+                       max_count=100_000)
+    stage("episodes")
+    frames = out / "frames" / "frames-000000.tar"
+    if not frames.is_file():
+        frames_to_image_shards(str(episodes), str(out / "frames" / "frames-%06d.tar"), every=4)
+    stage("frames")
+    export = out / "encoder_export"
+    if not (export / "model.safetensors").is_file():
+        run = out / "encoder"
+        resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
+        _ran(pretrain(["--config", _config("two_rooms_encoder.yaml"), "--data.train", str(frames), "--run_dir", str(run),
+                       "--trainer.max_steps", str(enc_steps), *resume]), "encoder")
+        export_checkpoint(run / "checkpoints" / "last.ckpt", export)
+    stage("encoder")
+    world_dir = out / "world" / "world"
+    if not (world_dir / "world.json").is_file():
+        run = out / "world"
+        resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
+        _ran(world(["--config", _config("two_rooms_world.yaml"), "--data.train", str(episodes), "--data.encoder",
+                    str(export), "--run_dir", str(run), "--trainer.max_steps", str(world_steps), *resume]), "world model")
+    stage("world model")
+    plan_args = ["--encoder", str(export), "--world", str(world_dir), "--episodes", str(eval_episodes),
+                 "--budget", str(args.budget), "--energy", args.energy, "--out", str(out / "plan")]
+    if args.size == "tiny":
+        plan_args += ["--samples", "20", "--iterations", "2"]
+    _ran(plan_main(plan_args), "planning")
+    stage("planning")
+    total = round(time.perf_counter() - t0, 1)
+    (out / "pipeline.json").write_text(json.dumps({"size": args.size, "stages_s": times, "total_s": total}, indent=2))
+    print(f"pipeline finished in {total / 60:.1f} min: {out}/plan/plan.json, trajectories.png, energy.png")
+    return 0

@@ -1,0 +1,164 @@
+"""``jepa plan``: the planning agent on Two-Rooms, four arms over the same seeded episodes; writes
+``plan.json``, ``trajectories.png`` and ``energy.png``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import JEPAError
+from ..stopping import raise_if_stop_requested, stop_signals
+from ..train.summary import write_json_atomic
+from .agent import AgentSettings
+from .costs import GoalEnergy
+from .envs.two_rooms import TwoRoomsConfig, make_env
+from .evaluate import ARMS, LearnedAgent, evaluate
+from .perception import Perception
+from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
+from .plots import plot_energy, plot_trajectories
+from .simulator import SimulatorDynamics
+from .world_export import load_position_probe, load_world_model
+from .world_model import LatentContext, LatentDynamics
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jepa plan", description="Evaluate the planning agent on Two-Rooms.")
+    p.add_argument("--encoder", help="encoder folder written by jepa export (the world model's perception)")
+    p.add_argument("--world", help="world-model folder written by jepa world (<run_dir>/world)")
+    p.add_argument("--env", default="two-rooms", help="environment (two-rooms)")
+    p.add_argument("--episodes", type=int, default=50, help="seeded episodes per arm")
+    p.add_argument("--seed", type=int, default=0, help="first episode seed")
+    p.add_argument("--budget", type=int, default=40, help="environment steps per episode")
+    p.add_argument("--horizon", type=int, default=5)
+    p.add_argument("--execute", type=int, default=1, help="actions executed per plan (MPC)")
+    p.add_argument("--planner", choices=("cem", "mppi", "gradient"), default="cem")
+    p.add_argument("--samples", type=int, default=300, help="CEM/MPPI samples")
+    p.add_argument("--iterations", type=int, default=30, help="CEM/MPPI iterations (gradient: steps)")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--keep-out", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), default=None,
+                   help="a region the agent must never enter (world units, y up)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="keep-out safety margin for the world model (default: the position probe's 99%% error "
+                   "plus half a step)")
+    p.add_argument("--energy", choices=("latent", "probe"), default="latent",
+                   help="goal energy of the world model: latent (mean squared distance between the imagined and "
+                   "goal representations in standard units, as DINO-WM) or probe (between the positions the position probe reads "
+                   "from them)")
+    p.add_argument("--out", default=None, help="output folder (default: <world>/plan, or runs/plan)")
+    return p
+
+
+def make_planner(args: argparse.Namespace, seed: int):
+    if args.planner == "cem":
+        # DINO-WM keeps the best 10% (30 of 300) as elites.
+        return CEM(CEMSettings(samples=args.samples, iterations=args.iterations, elites=max(2, args.samples // 10),
+                               seed=seed))
+    if args.planner == "mppi":
+        return MPPI(MPPISettings(samples=args.samples, iterations=args.iterations, seed=seed))
+    return GradientPlanner(GradientSettings(steps=args.iterations * 3, seed=seed))
+
+
+@torch.no_grad()
+def energy_grid(dynamics, context: Any, cost: GoalEnergy, max_norm: float, n: int = 41) -> torch.Tensor:
+    """Goal energy after one action, over an n x n grid of actions [rows: y, cols: x]."""
+    axis = torch.linspace(-max_norm, max_norm, n)
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    actions = torch.stack([xs.flatten(), ys.flatten()], dim=1)[:, None]
+    return cost.energy(dynamics.rollout(context, actions)).reshape(n, n)
+
+
+def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.Tensor]:
+    _, info = env.reset(seed=seed)
+    cfg = env.config
+    start = torch.as_tensor(info["state"], dtype=torch.float32)
+    goal = torch.as_tensor(info["goal"], dtype=torch.float32)
+    out = {"simulator": energy_grid(SimulatorDynamics(cfg), start, GoalEnergy(goal, cfg.max_action_norm),
+                                    cfg.max_action_norm)}
+    if agent is not None:
+        rep = agent.perception.encode(np.asarray(env.render())[None])
+        goal_rep = agent.perception.encode(np.asarray(info["goal_obs"])[None])[0]
+        context = LatentContext(rep, torch.zeros(0, 2))
+        readout = agent.probe if agent.energy == "probe" else agent.world.normalize
+        out[f"world_model ({agent.energy})"] = energy_grid(
+            LatentDynamics(agent.world), context, GoalEnergy(goal_rep, cfg.max_action_norm, readout=readout),
+            cfg.max_action_norm)
+    return out
+
+
+def plan_main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.episodes < 1 or args.budget < 1:
+        raise JEPAError("--episodes and --budget must be >= 1")
+    try:
+        cfg = TwoRoomsConfig(keep_out=tuple(args.keep_out) if args.keep_out else None)
+    except ValueError as exn:
+        raise JEPAError(f"{args.env}: {exn}") from None
+    env = make_env(args.env, config=cfg)
+    agent = None
+    if "world_model" in args.arms:
+        if not args.encoder or not args.world:
+            raise JEPAError("the world_model arm needs --encoder and --world (or leave it out with --arms)")
+        perception = Perception.load(args.encoder, grid=_grid_of(args.world))
+        world, _ = load_world_model(args.world, perception.encoder_id)
+        probe, probe_error = load_position_probe(args.world)
+        margin = args.margin if args.margin is not None else probe_error + cfg.max_action_norm / 2
+        agent = LearnedAgent(perception, world, probe, margin, args.energy)
+    out = Path(args.out or (Path(args.world) / "plan" if args.world else "runs/plan"))
+    out.mkdir(parents=True, exist_ok=True)
+    settings = AgentSettings(horizon=args.horizon, execute_k=args.execute, step_budget=args.budget)
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    counter = iter(range(10**9))
+    total = len(seeds) * len(args.arms)
+
+    def progress(arm: str, done: int) -> None:
+        raise_if_stop_requested()
+        k = next(counter) + 1
+        bar = "#" * (30 * k // total)
+        print(f"\r[{bar:<30}] {k}/{total} episodes ({arm} {done}/{len(seeds)})", end="", file=sys.stderr, flush=True)
+
+    with stop_signals("stopping after the current episode"):
+        runs = evaluate(env, seeds, args.arms, lambda: make_planner(args, 0), settings, agent,
+                        margin=cfg.max_action_norm / 2, progress=progress)
+    print(file=sys.stderr)
+    goals = {}
+    for s in seeds:
+        _, info = env.reset(seed=s)
+        goals[s] = torch.as_tensor(info["goal"])
+    report = {
+        "env": {"name": args.env, **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}},
+        "settings": {"episodes": args.episodes, "seed": args.seed, "budget": args.budget, "horizon": args.horizon,
+                     "execute": args.execute, "planner": args.planner, "samples": args.samples,
+                     "iterations": args.iterations, "world": args.world, "encoder": args.encoder,
+                     "margin": agent.probe_margin if agent else None,
+                     "energy": args.energy},
+        "arms": {arm: r["summary"] for arm, r in runs.items()},
+        "episodes": {arm: [{"seed": e.seed, "success": e.success, "steps": e.steps, "violations": e.violations,
+                            "rejections": e.rejections} for e in r["episodes"]] for arm, r in runs.items()},
+    }
+    write_json_atomic(out / "plan.json", report)
+    plot_trajectories({a: r["episodes"] for a, r in runs.items()}, goals, cfg, out / "trajectories.png")
+    plot_energy(_landscapes(env, agent, seeds[0]), cfg.max_action_norm, out / "energy.png")
+    print(table(report["arms"]))
+    print(f"written to {out} (plan.json, trajectories.png, energy.png)")
+    return 0
+
+
+def _grid_of(world_dir: str) -> int:
+    from .world_export import read_world_config
+
+    return int(read_world_config(world_dir)["grid"])
+
+
+def table(arms: dict[str, dict[str, Any]]) -> str:
+    rows = [f"{'arm':<12} {'success':>8} {'steps':>6} {'violations':>10} {'rejected':>8} {'plan ms':>8}"]
+    for arm, s in arms.items():
+        steps = f"{s['mean_steps_to_success']:.1f}" if s["mean_steps_to_success"] is not None else "-"
+        ms = f"{s['plan_ms_mean']:.0f}" if s["plan_ms_mean"] is not None else "-"
+        rows.append(f"{arm:<12} {100 * s['success_rate']:>7.0f}% {steps:>6} {s['violations']:>10} "
+                    f"{s['rejections']:>8} {ms:>8}")
+    return "\n".join(rows)

@@ -1,0 +1,181 @@
+"""``jepa world --config FILE``: trains a world model on a frozen encoder's representations, with
+the run machinery of pretraining (run folder, ``last.ckpt`` written atomically, ``--ckpt_path
+auto`` resume, SIGTERM handling, ``metrics.csv``, ``summary.json``), then writes ``<run_dir>/world``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from ..errors import JEPAError
+from ..stopping import RunAborted, exit_code, stop_signals
+from ..train.checkpointing import CheckpointWriteError, LastCheckpoint
+from ..train.config_errors import config_error_line
+from ..train.graceful_stop import StopOnSignal, continue_command, stop_of
+from ..train.lightning_cli import checkpoints_in, resolve_ckpt
+from ..train.metrics_log import RunCSVLogger
+from ..train.run import quiet_lightning
+from ..train.summary import RunSummary, failure_status, write_json_atomic
+from .costs import PositionProbe
+from .latent_eval import open_loop_errors
+from .world_data import EncodedEpisodes, WorldDataModule
+from .world_export import export_world_model, save_position_probe
+from .world_module import WorldModelModule
+
+# What must match for a checkpoint to resume into the model a config builds.
+ARCH_KEYS = ("predictor", "rep_dim", "action_dim", "grid", "encoder_id")
+
+
+def _stats(data: WorldDataModule, what: str) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation per dimension of the training episodes' actions or representations."""
+    train, _ = data.parts()
+    x = torch.cat(train.actions if what == "actions" else train.reps)
+    return x.mean(0).tolist(), x.std(0).tolist()
+
+
+class WorldCLI(LightningCLI):
+    def __init__(self, args: list[str] | None = None) -> None:
+        self.jepa_argv = ["world", *(args or [])]
+        super().__init__(
+            WorldModelModule, WorldDataModule, args=args, run=False, seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False, "prog": "jepa world", "default_env": False, "allow_abbrev": False},
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run_dir", type=str, default="runs/world",
+                            help="where config.yaml, checkpoints/, metrics.csv, summary.json and world/ go")
+        parser.add_argument("--ckpt_path", type=str | None, default=None,
+                            help="resume: 'last' (<run_dir>/checkpoints/last.ckpt), 'auto' (the newest if any) or a path")
+        parser.add_argument("--checkpoint_every_n_steps", type=int, default=500)
+        parser.link_arguments("data", "model.rep_dim", compute_fn=lambda d: d.rep_dim, apply_on="instantiate")
+        parser.link_arguments("data", "model.action_dim", compute_fn=lambda d: d.action_dim, apply_on="instantiate")
+        parser.link_arguments("data", "model.encoder_id", compute_fn=lambda d: d.encoder_id, apply_on="instantiate")
+        for what, key in (("actions", "action"), ("reps", "rep")):
+            parser.link_arguments("data", f"model.{key}_mean", compute_fn=lambda d, w=what: _stats(d, w)[0],
+                                  apply_on="instantiate")
+            parser.link_arguments("data", f"model.{key}_std", compute_fn=lambda d, w=what: _stats(d, w)[1],
+                                  apply_on="instantiate")
+        parser.link_arguments("data.grid", "model.grid")
+
+    def before_instantiate_classes(self) -> None:
+        run_dir = str(self.config["run_dir"])
+        self.resume_from = resolve_ckpt(self.config["ckpt_path"], run_dir)
+        if self.config["ckpt_path"] is None and checkpoints_in(run_dir):
+            raise JEPAError(f"{run_dir} already holds a run: resume it with --ckpt_path auto, or give another --run_dir")
+        steps = self.config["trainer"].get("max_steps")
+        if steps is None or steps <= 0:
+            raise JEPAError("set trainer.max_steps (> 0): the learning-rate schedule is derived from it")
+
+    def instantiate_trainer(self, **kwargs: Any):  # type: ignore[override]
+        cfg = self.config_init
+        run_dir = str(cfg["run_dir"])
+        os.makedirs(run_dir, exist_ok=True)
+        start = check_resume(self.resume_from, dict(self.model.hparams)) if self.resume_from else None
+        trainer_cfg = dict(cfg["trainer"])
+        trainer_cfg.setdefault("precision", "32-true")
+        if trainer_cfg.get("logger") in (None, True):
+            trainer_cfg["logger"] = RunCSVLogger(run_dir, resume_step=start)
+        trainer_cfg["default_root_dir"] = run_dir
+        trainer_cfg["use_distributed_sampler"] = False
+        trainer_cfg["callbacks"] = [*(trainer_cfg.get("callbacks") or []), StopOnSignal(),
+                                    LastCheckpoint(run_dir, cfg["checkpoint_every_n_steps"]),
+                                    RunSummary(run_dir, batch_size=self.datamodule.batch_size, argv=self.jepa_argv)]
+        extra = [self._get(cfg, c) for c in self._parser(self.subcommand).callback_keys]
+        return self._instantiate_trainer({**trainer_cfg, **kwargs}, extra)
+
+
+def check_resume(ckpt_path: str, hparams: dict[str, Any]) -> int:
+    """The step a world-model resume starts from; refuses a checkpoint of another model in one line."""
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exn:
+        raise JEPAError(f"{ckpt_path} is not a readable checkpoint ({str(exn).splitlines()[0]})") from None
+    saved = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    if "rollout_steps" not in saved:
+        raise JEPAError(f"{ckpt_path} is not a world-model checkpoint (written by jepa world)")
+    for key in ARCH_KEYS:
+        if saved.get(key) != hparams.get(key):
+            what = "encoder" if key == "encoder_id" else f"model.{key}"
+            raise JEPAError(f"the checkpoint was trained with another {what} ({saved.get(key)} vs {hparams.get(key)}): "
+                            "resume with the run's own config, or use another run_dir")
+    return int(ckpt.get("global_step", 0))
+
+
+def world(args: list[str]) -> int:
+    """``jepa world``: returns the exit code."""
+    if not args:
+        raise JEPAError("jepa world needs a config: jepa world --config configs/planning/two_rooms_world.yaml")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with stop_signals():
+        try:
+            with quiet_lightning():
+                cli = WorldCLI(args)
+        except (JEPAError, SystemExit, KeyboardInterrupt, RunAborted):
+            raise
+        except Exception as exn:
+            raise JEPAError(config_error_line(str(exn)).replace("jepa pretrain", "jepa world")) from None
+        run_dir = str(cli.config_init["run_dir"])
+        trainer = cli.trainer
+        try:
+            trainer.fit(cli.model, cli.datamodule, ckpt_path=cli.resume_from, weights_only=True)
+        except CheckpointWriteError as exn:
+            print(f"error: {failure_status(trainer, exn, run_dir)}; continue with: {continue_command(cli.jepa_argv)}",
+                  file=sys.stderr)
+            return 1
+        except RunAborted as exn:
+            print(f"{failure_status(trainer, exn, run_dir)}; continue with: {continue_command(cli.jepa_argv)}",
+                  file=sys.stderr)
+            return exit_code(signal.SIGINT)
+    stop = stop_of(trainer)
+    if stop is not None:
+        print(f"{stop.status()}: {run_dir}/checkpoints/last.ckpt holds that step; continue with: "
+              f"{continue_command(cli.jepa_argv)}", file=sys.stderr)
+        return stop.exit_code
+    finish(cli.model, cli.datamodule, run_dir)
+    return 0
+
+
+def finish(module: WorldModelModule, data: WorldDataModule, run_dir: str) -> dict[str, Any]:
+    """Exports the world model to ``<run_dir>/world`` and adds its held-out open-loop error to summary.json."""
+    world_dir = export_world_model(module.world, Path(run_dir) / "world", data.grid, data.encoder_id,
+                                   {"encoder_dir": str(Path(data.encoder_dir).resolve())})
+    train, val = data.parts()
+    table = open_loop_errors(module.world, val, horizons=8) if val.keys else {}
+    probe_error = fit_position_probe(train, val, world_dir)
+    summary_path = Path(run_dir) / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    summary["open_loop_val"] = table
+    if probe_error is not None:
+        summary["position_probe_error_q99"] = probe_error
+    write_json_atomic(summary_path, summary)
+    lines = [f"world model written to {world_dir} (world.safetensors, world.json); run in {run_dir}"]
+    if table:
+        model, copy = table["model"], table["copy_last"]
+        lines.append("held-out open-loop L1 error, horizon 1..8: model " + " ".join(f"{v:.3f}" for v in model)
+                     + " | copy-last " + " ".join(f"{v:.3f}" for v in copy))
+    if probe_error is not None:
+        lines.append(f"position probe (representation -> x, y): held-out 99% error {probe_error:.4f}")
+    print("\n".join(lines), flush=True)
+    return table
+
+
+def fit_position_probe(train: EncodedEpisodes, val: EncodedEpisodes, out_dir: str | Path) -> float | None:
+    """Fits the representation -> position probe that the keep-out guardrail reads (positions are
+    the first two state values), saves it beside the world model; returns its held-out 99% error."""
+    if any(s is None for s in train.states) or not train.keys:
+        return None
+    reps, pos = torch.cat(train.reps), torch.cat([s[:, :2] for s in train.states])
+    probe = PositionProbe().fit(reps, pos)
+    held = val if val.keys and all(s is not None for s in val.states) else train
+    error = probe.error_quantile(torch.cat(held.reps), torch.cat([s[:, :2] for s in held.states]), q=0.99)
+    save_position_probe(probe, error, out_dir)
+    return error

@@ -1,0 +1,93 @@
+"""A trained world model as files: ``world.safetensors`` (weights) and ``world.json`` (architecture,
+the representation it predicts and the checksum of the encoder that made it)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from ..errors import JEPAError
+from .costs import PositionProbe
+from .world_model import WorldModel, WorldModelConfig
+
+FORMAT = "jepa-world-model"
+VERSION = 1
+WEIGHTS, CONFIG = "world.safetensors", "world.json"
+
+
+def export_world_model(model: WorldModel, out_dir: str | Path, grid: int, encoder_id: str,
+                       extra: dict[str, Any] | None = None) -> Path:
+    """Writes ``model`` to ``out_dir`` (each file atomically); returns the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "rep_dim": model.rep_dim,
+              "action_dim": model.action_dim, "grid": grid, "encoder_sha256": encoder_id, **(extra or {})}
+    tmp = out / f"{WEIGHTS}.tmp{os.getpid()}"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    os.replace(tmp, out / WEIGHTS)
+    tmp = out / f"{CONFIG}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, out / CONFIG)
+    return out
+
+
+def read_world_config(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise JEPAError(f"{path} does not exist: a world model is loaded from the world/ folder that jepa world writes")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exn:
+        raise JEPAError(f"{path} is not valid JSON ({exn})") from None
+    if config.get("format") != FORMAT:
+        raise JEPAError(f"{path} is not a jepa world model (format {config.get('format')!r})")
+    return config
+
+
+def load_world_model(directory: str | Path, encoder_id: str | None = None) -> tuple[WorldModel, dict[str, Any]]:
+    """Loads a world model in eval mode; with ``encoder_id`` (the encoder export's sha256, e.g.
+    ``Perception.encoder_id``) refuses a world model trained on another encoder's representations."""
+    config = read_world_config(directory)
+    if encoder_id is not None and config["encoder_sha256"] != encoder_id:
+        raise JEPAError(f"the world model in {directory} was trained on encoder {config['encoder_sha256'][:12]}, "
+                        f"not on this encoder ({encoder_id[:12]}): give the encoder folder it was trained with")
+    model = WorldModel(WorldModelConfig(**config["model"]), config["rep_dim"], config["action_dim"])
+    weights = Path(directory) / WEIGHTS
+    if not weights.is_file():
+        raise JEPAError(f"{weights} does not exist")
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except RuntimeError as exn:
+        raise JEPAError(f"{weights} does not fit {Path(directory) / CONFIG} ({str(exn).splitlines()[0]})") from None
+    return model.eval().requires_grad_(False), config
+
+
+PROBE = "position_probe.safetensors"
+
+
+def save_position_probe(probe: PositionProbe, error_q99: float, out_dir: str | Path) -> None:
+    """Writes the representation -> position probe beside the world model, with its held-out 99%
+    error (the default keep-out margin)."""
+    out = Path(out_dir)
+    tmp = out / f"{PROBE}.tmp{os.getpid()}"
+    save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),
+              metadata={"error_q99": repr(float(error_q99))})
+    os.replace(tmp, out / PROBE)
+
+
+def load_position_probe(directory: str | Path) -> tuple[PositionProbe | None, float]:
+    """The world model's position probe and its 99% error, or (None, 0.0) when it has none
+    (episodes without states)."""
+    path = Path(directory) / PROBE
+    if not path.is_file():
+        return None, 0.0
+    with safe_open(str(path), "pt") as f:
+        error = float((f.metadata() or {}).get("error_q99", "0"))
+    probe = PositionProbe()
+    probe.load_state_dict(load_file(str(path)))
+    return probe, error

@@ -1,0 +1,168 @@
+"""The world model and the planning command: training through Lightning with exact resume, export
+and the encoder check, the open-loop table, and jepa plan's four arms (tiny settings)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from jepa.cli import main
+from jepa.errors import JEPAError
+
+from conftest import write_tiny_config
+
+WORLD_CONFIG = """\
+run_dir: {run_dir}
+checkpoint_every_n_steps: 3
+trainer:
+  max_steps: 6
+  accelerator: cpu
+  devices: 1
+  log_every_n_steps: 1
+  enable_progress_bar: false
+  enable_model_summary: false
+{callbacks}model:
+  predictor: {{width: 32, depth: 1, heads: 2, history: 2}}
+  rollout_steps: 2
+  warmup_steps: 2
+data:
+  train: {episodes}
+  encoder: {encoder}
+  grid: 2
+  batch_size: 8
+  val_fraction: 0.25
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    """Six short Two-Rooms episodes and a tiny image encoder export (two pretraining steps)."""
+    from jepa.planning.envs.two_rooms import TwoRoomsConfig
+    from jepa.planning.episodes import write_episodes
+
+    tmp = tmp_path_factory.mktemp("world")
+    report = write_episodes(str(tmp / "eps" / "ep-%06d.tar"), 6, 16, 0, TwoRoomsConfig())
+    cfg = write_tiny_config(tmp / "enc", steps=2)
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
+    assert main(["export", str(tmp / "enc" / "run" / "checkpoints" / "last.ckpt"), str(tmp / "encoder")]) == 0
+    return {"episodes": Path(report.brace_pattern), "encoder": tmp / "encoder", "tmp": tmp}
+
+
+def world_config(path: Path, setup: dict[str, Path], stop_at: int | None = None) -> Path:
+    callbacks = ""
+    if stop_at is not None:
+        callbacks = f"  callbacks:\n    - class_path: helpers.StopAt\n      init_args: {{step: {stop_at}}}\n"
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = path / "world.yaml"
+    cfg.write_text(WORLD_CONFIG.format(run_dir=path / "run", episodes=setup["episodes"], encoder=setup["encoder"],
+                                       callbacks=callbacks))
+    return cfg
+
+
+def losses(run: Path) -> list[tuple[int, float]]:
+    with open(run / "metrics.csv") as f:
+        return [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f) if r.get("train/loss")]
+
+
+def test_world_model_trains_exports_and_resumes_exactly(setup, tmp_path, capsys):
+    assert main(["world", "--config", str(world_config(tmp_path / "a", setup))]) == 0
+    out = capsys.readouterr().out
+    assert "held-out open-loop L1 error, horizon 1..8" in out and "position probe" in out
+    first = world_config(tmp_path / "b", setup, stop_at=3)
+    assert main(["world", "--config", str(first)]) == 0
+    assert torch.load(tmp_path / "b" / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert main(["world", "--config", str(world_config(tmp_path / "b", setup)), "--ckpt_path", "last"]) == 0
+    straight, resumed = losses(tmp_path / "a" / "run"), losses(tmp_path / "b" / "run")
+    assert [s for s, _ in straight] == list(range(6))
+    assert resumed == straight  # bit-identical per-step losses, not merely close
+    summary = json.loads((tmp_path / "b" / "run" / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["steps_this_run"] == 3
+    table = summary["open_loop_val"]
+    assert set(table) >= {"model", "copy_last", "shuffled_actions"}
+    assert all(len(table[k]) == 8 for k in ("model", "copy_last", "shuffled_actions"))
+    assert summary["position_probe_error_q99"] > 0
+
+
+def test_world_model_refuses_another_encoder_and_another_architecture(setup, tmp_path, capsys):
+    from jepa.planning.perception import Perception
+    from jepa.planning.world_export import load_world_model
+
+    assert main(["world", "--config", str(world_config(tmp_path, setup))]) == 0
+    world_dir = tmp_path / "run" / "world"
+    model, config = load_world_model(world_dir, Perception.load(setup["encoder"]).encoder_id)
+    assert config["rep_dim"] == 4 * 32 and model.action_dim == 2
+    with pytest.raises(JEPAError, match="trained on encoder .* not on this encoder"):
+        load_world_model(world_dir, "0" * 64)
+    capsys.readouterr()
+    code = main(["world", "--config", str(world_config(tmp_path, setup)), "--ckpt_path", "last",
+                 "--model.predictor.width", "64", "--trainer.max_steps", "8"])
+    err = capsys.readouterr().err
+    assert code == 2 and "another model.predictor" in err and len(err.strip().splitlines()) == 1
+
+
+def test_world_model_is_causal_and_starts_as_copy_last():
+    from jepa.planning.world_model import WorldModel, WorldModelConfig
+
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(width=32, depth=2, heads=2, history=3), rep_dim=8, action_dim=2)
+    reps, actions = torch.randn(4, 3, 8), torch.randn(4, 3, 2)
+    assert torch.allclose(model(reps, actions), reps)  # zero-initialised head: nothing moves
+    torch.nn.init.normal_(model.head.weight)
+    for block in model.blocks:
+        torch.nn.init.normal_(block.modulation.weight, std=0.1)
+    base = model(reps, actions)
+    changed = reps.clone()
+    changed[:, 2] += 1.0  # the future cannot change earlier predictions
+    assert torch.allclose(model(changed, actions)[:, :2], base[:, :2], atol=1e-6)
+    assert not torch.allclose(model(changed, actions)[:, 2], base[:, 2])
+    # Open-loop unrolling from two known frames equals stepping by hand.
+    future = torch.randn(4, 3, 2)
+    rolled = model.unroll(reps[:, :2], actions[:, :1], future)
+    first = model(reps[:, :2], torch.cat([actions[:, :1], future[:, :1]], 1))[:, -1]
+    assert rolled.shape == (4, 3, 8) and torch.allclose(rolled[:, 0], first, atol=1e-6)
+
+
+def test_plan_reports_four_arms_and_writes_pictures(setup, tmp_path, capsys):
+    assert main(["world", "--config", str(world_config(tmp_path, setup))]) == 0
+    out = tmp_path / "plan"
+    code = main(["plan", "--encoder", str(setup["encoder"]), "--world", str(tmp_path / "run" / "world"),
+                 "--episodes", "2", "--budget", "3", "--samples", "16", "--iterations", "2",
+                 "--keep-out", "0.7", "0.7", "0.8", "0.8", "--margin", "0.05", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "plan.json").read_text())
+    assert list(report["arms"]) == ["random", "greedy", "simulator", "world_model"]
+    for arm in report["arms"].values():
+        assert arm["episodes"] == 2 and 0.0 <= arm["success_rate"] <= 1.0 and arm["violations"] >= 0
+    assert report["arms"]["simulator"]["plan_ms_mean"] > 0
+    assert (out / "trajectories.png").stat().st_size > 0 and (out / "energy.png").stat().st_size > 0
+    assert "world_model" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "mars", "--arms", "random"], "unknown environment 'mars'"),
+    (["--arms", "random", "--keep-out", "0", "0", "1", "1"], "covers the whole"),
+    (["--arms", "world_model"], "needs --encoder and --world"),
+])
+def test_plan_bad_input_is_one_line(args, message, tmp_path, capsys):
+    code = main(["plan", "--episodes", "1", "--budget", "1", "--out", str(tmp_path), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_world_model_with_other_actions_is_refused(setup):
+    from jepa.planning.agent import AgentSettings
+    from jepa.planning.envs.two_rooms import make_env
+    from jepa.planning.evaluate import LearnedAgent, world_model_episode
+    from jepa.planning.perception import Perception
+    from jepa.planning.planners import CEM, CEMSettings
+    from jepa.planning.world_model import WorldModel, WorldModelConfig
+
+    perception = Perception.load(setup["encoder"])
+    world = WorldModel(WorldModelConfig(width=32, depth=1, heads=2, history=1), perception.rep_dim, action_dim=3)
+    with pytest.raises(JEPAError, match="takes 3-D actions but two-rooms acts in 2-D"):
+        world_model_episode(make_env("two-rooms"), 0, CEM(CEMSettings(samples=8, iterations=1, elites=2)),
+                            AgentSettings(step_budget=1), LearnedAgent(perception, world))
