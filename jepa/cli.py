@@ -18,7 +18,7 @@ commands:
   launch     cluster jobs:         jepa launch {slurm,torchrun} --config FILE ... [--dry-run]
   bench      time training steps:  jepa bench --config FILE [--steps N] [--warmup N]
   shards     write webdataset shards: jepa shards {images,videos,episodes} SRC OUT_PATTERN [--max-count N] [--max-size 1GB]
-  world      world models:        jepa world --config FILE (train on episodes) | jepa world episodes OUT_PATTERN ...
+  world      world models:        jepa world --config FILE (train on episodes) | jepa world {episodes,frames} ...
   plan       the planning agent:  jepa plan --encoder DIR --world DIR (Two-Rooms, four arms) | jepa plan pipeline --out DIR
 
 'jepa <command> --help' shows a command's arguments."""

@@ -10,6 +10,9 @@ from nbclient import NotebookClient
 from conftest import REPO, write_tiny_config
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+# What each notebook must print at the tests' small settings (a notebook that ran but showed nothing fails).
+EXPECTED = {"encoder_tour.ipynb": "linear probe on 100 frozen features",
+            "planning_two_rooms.ipynb": "world_model  success"}
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +27,17 @@ def tiny_export(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, tiny_export, monkeypatch):
+def test_notebook_runs(path, tiny_export, monkeypatch, tmp_path):
     monkeypatch.setenv("JEPA_NB_ENCODER", str(tiny_export))
+    monkeypatch.setenv("JEPA_NB_PLAN_SIZE", "tiny")
+    monkeypatch.setenv("JEPA_NB_PLAN_OUT", str(tmp_path / "two_rooms"))
     monkeypatch.setenv("JEPA_NB_TRAIN", "100")
     monkeypatch.setenv("JEPA_NB_VAL", "50")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "linear probe on 100 frozen features" in outputs
+    assert EXPECTED[path.name] in outputs
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
 
 

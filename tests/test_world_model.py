@@ -166,3 +166,22 @@ def test_world_model_with_other_actions_is_refused(setup):
     with pytest.raises(JEPAError, match="takes 3-D actions but two-rooms acts in 2-D"):
         world_model_episode(make_env("two-rooms"), 0, CEM(CEMSettings(samples=8, iterations=1, elites=2)),
                             AgentSettings(step_budget=1), LearnedAgent(perception, world))
+
+
+def test_two_rooms_keep_out_is_never_entered_over_50_episodes():
+    """The planner on the true dynamics with a keep-out box across the door's exit: no executed step
+    enters it (judged on the true state), and the agent still gets through."""
+    from jepa.planning.agent import AgentSettings
+    from jepa.planning.envs.two_rooms import TwoRoomsConfig, make_env
+    from jepa.planning.evaluate import evaluate
+    from jepa.planning.planners import CEM, CEMSettings
+
+    env = make_env("two-rooms", config=TwoRoomsConfig(keep_out=(0.56, 0.2, 0.72, 0.46)))
+    runs = evaluate(env, range(50), ["simulator"], lambda: CEM(CEMSettings(samples=64, iterations=6, elites=8)),
+                    AgentSettings(step_budget=40), margin=0.1)
+    summary = runs["simulator"]["summary"]
+    assert summary["episodes"] == 50 and summary["violations"] == 0
+    paths = [e.path for e in runs["simulator"]["episodes"]]
+    inside = [((p[:, 0] >= 0.56) & (p[:, 0] <= 0.72) & (p[:, 1] >= 0.2) & (p[:, 1] <= 0.46)).any() for p in paths]
+    assert not any(inside)
+    assert summary["success_rate"] >= 0.8

@@ -28,9 +28,25 @@ def episodes_main(argv: list[str]) -> int:
     return 0
 
 
+def frames_main(argv: list[str]) -> int:
+    from .frames import frames_to_image_shards
+
+    p = argparse.ArgumentParser(prog="jepa world frames",
+                                description="Write the frames of episode shards as image shards (encoder pretraining data).")
+    p.add_argument("episodes", help="episode shards, e.g. ../shared/data/pusht/pusht-{000000..000003}.tar")
+    p.add_argument("out_pattern", help="image shard paths with one printf number, e.g. runs/pusht/frames/frames-%%06d.tar")
+    p.add_argument("--every", type=int, default=1, help="keep every k-th frame")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args(argv)
+    print(frames_to_image_shards(args.episodes, args.out_pattern, every=args.every, overwrite=args.overwrite).summary())
+    return 0
+
+
 def world_main(argv: list[str]) -> int:
     if argv and argv[0] == "episodes":
         return episodes_main(argv[1:])
+    if argv and argv[0] == "frames":
+        return frames_main(argv[1:])
     from .world_cli import world
 
     return world(argv)

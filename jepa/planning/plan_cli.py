@@ -138,7 +138,9 @@ def plan_main(argv: list[str]) -> int:
                      "energy": args.energy},
         "arms": {arm: r["summary"] for arm, r in runs.items()},
         "episodes": {arm: [{"seed": e.seed, "success": e.success, "steps": e.steps, "violations": e.violations,
-                            "rejections": e.rejections} for e in r["episodes"]] for arm, r in runs.items()},
+                            "rejections": e.rejections,
+                            "final_distance": round(float((e.path[-1] - goals[e.seed]).norm()), 4)}
+                           for e in r["episodes"]] for arm, r in runs.items()},
     }
     write_json_atomic(out / "plan.json", report)
     plot_trajectories({a: r["episodes"] for a, r in runs.items()}, goals, cfg, out / "trajectories.png")
