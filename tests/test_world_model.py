@@ -185,3 +185,18 @@ def test_two_rooms_keep_out_is_never_entered_over_50_episodes():
     inside = [((p[:, 0] >= 0.56) & (p[:, 0] <= 0.72) & (p[:, 1] >= 0.2) & (p[:, 1] <= 0.46)).any() for p in paths]
     assert not any(inside)
     assert summary["success_rate"] >= 0.8
+
+
+def test_world_bad_input_is_one_line(setup, tmp_path, capsys):
+    import tarfile
+
+    bare = tmp_path / "frames.tar"  # a shard of frames only: no actions
+    with tarfile.open(bare, "w") as tar:
+        tar.add(next((setup["tmp"] / "eps").glob("*.tar")), arcname="x.mp4")
+    cases = [(["--data.encoder", str(tmp_path / "missing")], "does not exist"),
+             (["--data.train", str(tmp_path / "nothing.tar")], "does not exist"),
+             (["--data.train", str(bare)], "has no action.npy")]
+    for args, message in cases:
+        code = main(["world", "--config", str(world_config(tmp_path / "w", setup)), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

@@ -136,6 +136,7 @@ class WorldDataModule(pl.LightningDataModule):
         self.cache_dir = cache_dir or str(Path(encoder) / "world-cache")
         self.perception = Perception.load(encoder, grid)
         self._episodes: EncodedEpisodes | None = None
+        _ = self.episodes  # read and encode now: a bad shard or missing action.npy is named before anything runs
 
     @property
     def rep_dim(self) -> int:
