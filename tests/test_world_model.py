@@ -200,3 +200,22 @@ def test_world_bad_input_is_one_line(setup, tmp_path, capsys):
         code = main(["world", "--config", str(world_config(tmp_path / "w", setup)), *args])
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_plan_keep_out_with_the_probe_margin_plays_episodes_clear_of_it(setup, tmp_path, capsys):
+    """Starts and goals keep clear of the widest margin any arm uses; one too wide for the arena is one line."""
+    from jepa.planning.world_export import load_position_probe
+
+    assert main(["world", "--config", str(world_config(tmp_path, setup))]) == 0
+    world_dir = tmp_path / "run" / "world"
+    base = ["plan", "--encoder", str(setup["encoder"]), "--world", str(world_dir), "--episodes", "2", "--budget", "2",
+            "--samples", "16", "--iterations", "1", "--keep-out", "0.7", "0.7", "0.8", "0.8", "--out", str(tmp_path / "p")]
+    assert main([*base, "--margin", "0.15"]) == 0
+    report = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert report["settings"]["margin"] == 0.15
+    capsys.readouterr()
+    _, error = load_position_probe(world_dir)
+    assert error > 0.5  # two pretraining steps: the probe barely reads positions, so its margin fills the arena
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "covers the whole" in err and len(err.strip().splitlines()) == 1

@@ -71,7 +71,10 @@ class KeepOut:
         Returns:
             bool [B].
         """
-        return self.contains(self.position_of(states)).flatten(1).any(dim=1)
+        positions = self.position_of(states)
+        # A diverged rollout (NaN or inf positions) proves nothing safe: it counts as a violation.
+        unknown = ~torch.isfinite(positions).all(dim=-1)
+        return (self.contains(positions) | unknown).flatten(1).any(dim=1)
 
     def depth(self, states: torch.Tensor) -> torch.Tensor:
         """How deep each candidate's imagined steps go into the inflated rectangle, summed over the

@@ -140,17 +140,24 @@ def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planne
         results = []
         t0 = time.perf_counter()
         for i, seed in enumerate(seeds):
-            if arm == "random":
-                res = _policy_episode(env, seed, random_policy(env.config.max_action_norm), settings.step_budget)
-            elif arm == "greedy":
-                res = _policy_episode(env, seed, greedy_policy(env.config.max_action_norm), settings.step_budget)
-            elif arm == "simulator":
-                res = simulator_episode(env, seed, planner_for(), settings, margin)
-            else:
-                res = world_model_episode(env, seed, planner_for(), settings, agent)
+            try:
+                res = _episode(arm, env, seed, planner_for, settings, agent, margin)
+            except ValueError as exn:  # the environment found no start or goal clear of the keep-out region
+                raise JEPAError(f"two-rooms episode {seed}: {exn}") from None
             results.append(res)
             if progress is not None:
                 progress(arm, i + 1)
         out[arm] = {"summary": {**summarise(results), "wall_s": round(time.perf_counter() - t0, 1)},
                     "episodes": results}
     return out
+
+
+def _episode(arm: str, env: TwoRoomsEnv, seed: int, planner_for: Callable[[], Planner], settings: AgentSettings,
+             agent: LearnedAgent | None, margin: float) -> EpisodeResult:
+    if arm == "random":
+        return _policy_episode(env, seed, random_policy(env.config.max_action_norm), settings.step_budget)
+    if arm == "greedy":
+        return _policy_episode(env, seed, greedy_policy(env.config.max_action_norm), settings.step_budget)
+    if arm == "simulator":
+        return simulator_episode(env, seed, planner_for(), settings, margin)
+    return world_model_episode(env, seed, planner_for(), settings, agent)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import JEPAError
 from ..export import FrozenEncoder, load_encoder
 
 
@@ -28,10 +29,10 @@ class Perception:
 
     def __init__(self, encoder: FrozenEncoder, grid: int = 2, batch_size: int = 256) -> None:
         if encoder.video:
-            raise ValueError("the planning agent perceives single frames: give it an image encoder export")
+            raise JEPAError("the planning agent perceives single frames: give it an image encoder export, not a video one")
         gh, gw = (s // encoder.patch_size for s in encoder.img_size)
         if gh % grid or gw % grid:
-            raise ValueError(f"representation grid {grid} does not divide the encoder's {gh}x{gw} token grid")
+            raise JEPAError(f"representation grid {grid} does not divide the encoder's {gh}x{gw} token grid")
         self.encoder = encoder
         self.grid = grid
         self.batch_size = batch_size

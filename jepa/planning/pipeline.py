@@ -76,7 +76,9 @@ def pipeline_main(argv: list[str]) -> int:
         export_checkpoint(run / "checkpoints" / "last.ckpt", export)
     stage("encoder")
     world_dir = out / "world" / "world"
-    if not (world_dir / "world.json").is_file():
+    summary = out / "world" / "summary.json"
+    # summary.json gains the open-loop table last, once the world model, its probe and the table are written.
+    if not (summary.is_file() and "open_loop_val" in json.loads(summary.read_text())):
         run = out / "world"
         resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
         _ran(world(["--config", _config("two_rooms_world.yaml"), "--data.train", str(episodes), "--data.encoder",

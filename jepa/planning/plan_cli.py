@@ -94,11 +94,6 @@ def plan_main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.episodes < 1 or args.budget < 1:
         raise JEPAError("--episodes and --budget must be >= 1")
-    try:
-        cfg = TwoRoomsConfig(keep_out=tuple(args.keep_out) if args.keep_out else None)
-    except ValueError as exn:
-        raise JEPAError(f"{args.env}: {exn}") from None
-    env = make_env(args.env, config=cfg)
     agent = None
     if "world_model" in args.arms:
         if not args.encoder or not args.world:
@@ -106,8 +101,20 @@ def plan_main(argv: list[str]) -> int:
         perception = Perception.load(args.encoder, grid=_grid_of(args.world))
         world, _ = load_world_model(args.world, perception.encoder_id)
         probe, probe_error = load_position_probe(args.world)
-        margin = args.margin if args.margin is not None else probe_error + cfg.max_action_norm / 2
+        if (args.keep_out or args.energy == "probe") and probe is None:
+            raise JEPAError(f"{args.world} has no position probe (its episodes had no states): the keep-out "
+                            "guardrail and --energy probe need it")
+        half_step = TwoRoomsConfig().max_action_norm / 2
+        margin = args.margin if args.margin is not None else probe_error + half_step
         agent = LearnedAgent(perception, world, probe, margin, args.energy)
+    half_step = TwoRoomsConfig().max_action_norm / 2
+    # Every arm plays the same episodes: starts and goals clear of the widest margin any arm keeps.
+    clearance = max(half_step, agent.probe_margin if agent else 0.0) + TwoRoomsConfig().agent_radius
+    try:
+        cfg = TwoRoomsConfig(keep_out=tuple(args.keep_out) if args.keep_out else None, keep_out_clearance=clearance)
+    except ValueError as exn:
+        raise JEPAError(f"{args.env}: {exn}") from None
+    env = make_env(args.env, config=cfg)
     out = Path(args.out or (Path(args.world) / "plan" if args.world else "runs/plan"))
     out.mkdir(parents=True, exist_ok=True)
     settings = AgentSettings(horizon=args.horizon, execute_k=args.execute, step_budget=args.budget)
@@ -123,7 +130,7 @@ def plan_main(argv: list[str]) -> int:
 
     with stop_signals("stopping after the current episode"):
         runs = evaluate(env, seeds, args.arms, lambda: make_planner(args, 0), settings, agent,
-                        margin=cfg.max_action_norm / 2, progress=progress)
+                        margin=half_step, progress=progress)
     print(file=sys.stderr)
     goals = {}
     for s in seeds:

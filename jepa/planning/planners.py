@@ -236,7 +236,7 @@ class GradientPlanner:
                 break
             optimiser.zero_grad(set_to_none=True)
             # Restarts are independent: the sum's gradient for each is its own cost's gradient.
-            costs.sum().backward()
+            (u.grad,) = torch.autograd.grad(costs.sum(), [u])  # never into the model's own parameters
             optimiser.step()
         return best.result()
 

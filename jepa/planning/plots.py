@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure  # no pyplot: nothing changes the process's backend
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")  # files only: no display on cluster nodes
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from .agent import EpisodeResult  # noqa: E402
-from .envs.two_rooms import TwoRoomsConfig  # noqa: E402
+from .agent import EpisodeResult
+from .envs.two_rooms import TwoRoomsConfig
 
 
 def _arena(ax, cfg: TwoRoomsConfig) -> None:
@@ -34,8 +32,9 @@ def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, tor
                       path: str | Path, count: int = 4) -> Path:
     """One panel per arm: the first ``count`` episodes' paths, starts (circles) and goals (stars)."""
     arms = list(runs)
-    fig, axes = plt.subplots(1, len(arms), figsize=(3.2 * len(arms), 3.4), squeeze=False)
-    colours = plt.get_cmap("tab10")
+    fig = Figure(figsize=(3.2 * len(arms), 3.4))
+    axes = fig.subplots(1, len(arms), squeeze=False)
+    colours = colormaps["tab10"]
     for ax, arm in zip(axes[0], arms):
         _arena(ax, cfg)
         episodes = runs[arm][:count]
@@ -51,13 +50,13 @@ def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, tor
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_energy(landscapes: dict[str, torch.Tensor], max_norm: float, path: str | Path) -> Path:
     """Cost over a grid of first actions (x right, y up), one panel per model."""
-    fig, axes = plt.subplots(1, len(landscapes), figsize=(3.4 * len(landscapes), 3.2), squeeze=False)
+    fig = Figure(figsize=(3.4 * len(landscapes), 3.2))
+    axes = fig.subplots(1, len(landscapes), squeeze=False)
     for ax, (name, grid) in zip(axes[0], landscapes.items()):
         im = ax.imshow(grid.numpy(), origin="lower", extent=(-max_norm, max_norm, -max_norm, max_norm), cmap="viridis")
         ax.set_title(name, fontsize=9)
@@ -67,5 +66,4 @@ def plot_energy(landscapes: dict[str, torch.Tensor], max_norm: float, path: str 
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -149,8 +149,10 @@ def finish(module: WorldModelModule, data: WorldDataModule, run_dir: str) -> dic
     world_dir = export_world_model(module.world, Path(run_dir) / "world", data.grid, data.encoder_id,
                                    {"encoder_dir": str(Path(data.encoder_dir).resolve())})
     train, val = data.parts()
-    table = open_loop_errors(module.world, val, horizons=8) if val.keys else {}
     probe_error = fit_position_probe(train, val, world_dir)
+    # Up to 8 steps, as far as the held-out episodes reach beyond the history.
+    reach = max((len(r) for r in val.reps), default=0) - module.config.history
+    table = open_loop_errors(module.world, val, horizons=min(8, reach)) if reach >= 1 else {}
     summary_path = Path(run_dir) / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     summary["open_loop_val"] = table
@@ -160,7 +162,7 @@ def finish(module: WorldModelModule, data: WorldDataModule, run_dir: str) -> dic
     lines = [f"world model written to {world_dir} (world.safetensors, world.json); run in {run_dir}"]
     if table:
         model, copy = table["model"], table["copy_last"]
-        lines.append("held-out open-loop L1 error, horizon 1..8: model " + " ".join(f"{v:.3f}" for v in model)
+        lines.append(f"held-out open-loop L1 error, horizon 1..{len(model)}: model " + " ".join(f"{v:.3f}" for v in model)
                      + " | copy-last " + " ".join(f"{v:.3f}" for v in copy))
     if probe_error is not None:
         lines.append(f"position probe (representation -> x, y): held-out 99% error {probe_error:.4f}")

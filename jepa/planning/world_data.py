@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, IterableDataset
 
+from ..data.shards import expand_shards
 from ..errors import JEPAError
 from ..seeding import mix_seed
 from .perception import Perception, cache_key
@@ -68,7 +69,9 @@ class EncodedEpisodes:
 def encode_episodes(spec: str, perception: Perception, cache_dir: str | Path | None = None,
                     max_episodes: int | None = None) -> EncodedEpisodes:
     """Reads the episode shards ``spec`` and encodes every frame (from the cache when present)."""
-    extra = {"max_episodes": max_episodes}
+    # Shards rewritten in place (jepa world episodes --overwrite) must not reuse the old encodings.
+    files = [(u, os.stat(u).st_size, os.stat(u).st_mtime_ns) for u in expand_shards(spec) if os.path.isfile(u)]
+    extra = {"max_episodes": max_episodes, "files": files}
     path = Path(cache_dir) / f"episodes-{cache_key(perception, spec, extra)}.safetensors" if cache_dir else None
     if path is not None and path.is_file():
         t = load_file(str(path))

@@ -60,6 +60,9 @@ class TwoRoomsConfig:
         keep_out: ``(x0, y0, x1, y1)`` rectangle the agent's centre must never enter, or None.
         max_episode_steps: steps before an episode is truncated.
         substeps: collision checks per step (more: agents stop closer to walls).
+        keep_out_clearance: starts and goals lie at least this far from the keep-out rectangle (None:
+            agent radius + half a step); a planner's safety margin must fit in it, or a goal could not
+            be approached safely (``jepa plan`` sets it from the largest margin it uses).
     """
 
     arena_size: float = 1.0
@@ -73,6 +76,7 @@ class TwoRoomsConfig:
     keep_out: tuple[float, float, float, float] | None = None
     max_episode_steps: int = 100
     substeps: int = 8
+    keep_out_clearance: float | None = None
 
     def __post_init__(self) -> None:
         L, r = self.arena_size, self.agent_radius
@@ -111,11 +115,19 @@ class TwoRoomsConfig:
             if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
                 raise ValueError(f"keep_out must be (x0, y0, x1, y1) with x0 < x1 and y0 < y1, got {self.keep_out}")
             object.__setattr__(self, "keep_out", box)  # a YAML list becomes a hashable tuple
+            c = self.clearance
             for room in (0, 1):
                 x0, y0, x1, y1 = room_bounds(self, room)
-                if box[0] - r <= x0 and box[1] - r <= y0 and box[2] + r >= x1 and box[3] + r >= y1:
-                    raise ValueError(f"keep_out {box} covers the whole {('left', 'right')[room]} room: "
-                                     "no start or goal can be placed there")
+                if box[0] - c <= x0 and box[1] - c <= y0 and box[2] + c >= x1 and box[3] + c >= y1:
+                    raise ValueError(f"keep_out {box} widened by the clearance {c:g} covers the whole "
+                                     f"{('left', 'right')[room]} room: no start or goal can be placed there")
+
+    @property
+    def clearance(self) -> float:
+        """How far starts and goals stay from the keep-out rectangle."""
+        if self.keep_out_clearance is not None:
+            return float(self.keep_out_clearance)
+        return self.agent_radius + self.max_action_norm / 2
 
     @property
     def wall_x(self) -> tuple[float, float]:
@@ -293,8 +305,7 @@ def _draw(pos: torch.Tensor, bg: torch.Tensor, agent: torch.Tensor, cfg: TwoRoom
 def sample_position(rng: np.random.Generator, cfg: TwoRoomsConfig, room: int, avoid_keep_out: bool = True,
                     max_tries: int = 10_000) -> np.ndarray:
     """Draws a position uniformly in a room's ``room_bounds``, outside the keep-out region inflated by
-    the agent's radius plus half a step (the clearance a planner's safety margin needs: a goal that
-    close to the region could not be approached safely).
+    ``cfg.clearance`` (a goal closer than a planner's safety margin could not be approached safely).
 
     Args:
         rng: the random generator.
@@ -312,7 +323,7 @@ def sample_position(rng: np.random.Generator, cfg: TwoRoomsConfig, room: int, av
         if not avoid_keep_out or cfg.keep_out is None:
             return xy
         k0, l0, k1, l1 = cfg.keep_out
-        r = cfg.agent_radius + cfg.max_action_norm / 2
+        r = cfg.clearance
         if not (k0 - r <= xy[0] <= k1 + r and l0 - r <= xy[1] <= l1 + r):
             return xy
     raise ValueError(f"no free position found in room {room} outside keep_out {cfg.keep_out} "
