@@ -20,6 +20,7 @@ encoders, ``clips`` (frames_per_clip, frame_step, fps of the training clips: pro
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,19 @@ def build_encoder(arch: dict[str, Any]) -> VisionTransformer:
         tubelet_size=arch.get("tubelet_size", 1),
         pos=arch.get("pos", "sincos"),
     )
+
+
+def read_format_json(path: Path, fmt: str, missing: str, kind: str) -> dict[str, Any]:
+    """Reads a JSON description file (an export's ``config.json``, a world model's ``world.json``) and
+    checks its ``format``; every problem is one JEPAError line. ``missing`` says where such a file
+    comes from; ``kind`` names what the format is."""
+    if not path.is_file():
+        raise JEPAError(f"{path} does not exist: {missing}")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exn:
+        raise JEPAError(f"{path} is not valid JSON ({exn})") from None
+    if not isinstance(config, dict) or config.get("format") != fmt:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise JEPAError(f"{path} is not {kind} (format {found!r})")
+    return config

@@ -34,6 +34,7 @@ from .contract import (
     evaluated_encoder,
     module_state,
     read_checkpoint,
+    read_format_json,
     sha256_file,
 )
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -165,14 +166,8 @@ class FrozenEncoder(nn.Module):
 
 def _read_config(directory: Path) -> dict[str, Any]:
     path = directory / CONFIG
-    if not path.is_file():
-        raise JEPAError(f"{path} does not exist: an encoder is loaded from a folder written by jepa export")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exn:
-        raise JEPAError(f"{path} is not valid JSON ({exn})") from None
-    if config.get("format") != EXPORT_FORMAT:
-        raise JEPAError(f"{path} is not a jepa encoder export (format {config.get('format')!r})")
+    config = read_format_json(path, EXPORT_FORMAT, "an encoder is loaded from a folder written by jepa export",
+                              "a jepa encoder export")
     missing = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
     if missing:
         raise JEPAError(f"{path} lacks {', '.join(missing)}")

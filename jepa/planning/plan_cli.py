@@ -22,7 +22,7 @@ from .perception import Perception
 from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
 from .plots import plot_energy, plot_trajectories
 from .simulator import SimulatorDynamics
-from .world_export import load_position_probe, load_world_model
+from .world_export import load_position_probe, load_world_model, read_world_config
 from .world_model import LatentContext, LatentDynamics
 
 
@@ -94,20 +94,19 @@ def plan_main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.episodes < 1 or args.budget < 1:
         raise JEPAError("--episodes and --budget must be >= 1")
+    half_step = TwoRoomsConfig().max_action_norm / 2
     agent = None
     if "world_model" in args.arms:
         if not args.encoder or not args.world:
             raise JEPAError("the world_model arm needs --encoder and --world (or leave it out with --arms)")
-        perception = Perception.load(args.encoder, grid=_grid_of(args.world))
+        perception = Perception.load(args.encoder, grid=int(read_world_config(args.world)["grid"]))
         world, _ = load_world_model(args.world, perception.encoder_id)
         probe, probe_error = load_position_probe(args.world)
         if (args.keep_out or args.energy == "probe") and probe is None:
             raise JEPAError(f"{args.world} has no position probe (its episodes had no states): the keep-out "
                             "guardrail and --energy probe need it")
-        half_step = TwoRoomsConfig().max_action_norm / 2
         margin = args.margin if args.margin is not None else probe_error + half_step
         agent = LearnedAgent(perception, world, probe, margin, args.energy)
-    half_step = TwoRoomsConfig().max_action_norm / 2
     # Every arm plays the same episodes: starts and goals clear of the widest margin any arm keeps.
     clearance = max(half_step, agent.probe_margin if agent else 0.0) + TwoRoomsConfig().agent_radius
     try:
@@ -155,12 +154,6 @@ def plan_main(argv: list[str]) -> int:
     print(table(report["arms"]))
     print(f"written to {out} (plan.json, trajectories.png, energy.png)")
     return 0
-
-
-def _grid_of(world_dir: str) -> int:
-    from .world_export import read_world_config
-
-    return int(read_world_config(world_dir)["grid"])
 
 
 def table(arms: dict[str, dict[str, Any]]) -> str:

@@ -34,13 +34,6 @@ from .world_module import WorldModelModule
 ARCH_KEYS = ("predictor", "rep_dim", "action_dim", "grid", "encoder_id")
 
 
-def _stats(data: WorldDataModule, what: str) -> tuple[list[float], list[float]]:
-    """Mean and standard deviation per dimension of the training episodes' actions or representations."""
-    train, _ = data.parts()
-    x = torch.cat(train.actions if what == "actions" else train.reps)
-    return x.mean(0).tolist(), x.std(0).tolist()
-
-
 class WorldCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None) -> None:
         self.jepa_argv = ["world", *(args or [])]
@@ -60,9 +53,9 @@ class WorldCLI(LightningCLI):
         parser.link_arguments("data", "model.action_dim", compute_fn=lambda d: d.action_dim, apply_on="instantiate")
         parser.link_arguments("data", "model.encoder_id", compute_fn=lambda d: d.encoder_id, apply_on="instantiate")
         for what, key in (("actions", "action"), ("reps", "rep")):
-            parser.link_arguments("data", f"model.{key}_mean", compute_fn=lambda d, w=what: _stats(d, w)[0],
+            parser.link_arguments("data", f"model.{key}_mean", compute_fn=lambda d, w=what: d.stats(w)[0],
                                   apply_on="instantiate")
-            parser.link_arguments("data", f"model.{key}_std", compute_fn=lambda d, w=what: _stats(d, w)[1],
+            parser.link_arguments("data", f"model.{key}_std", compute_fn=lambda d, w=what: d.stats(w)[1],
                                   apply_on="instantiate")
         parser.link_arguments("data.grid", "model.grid")
 

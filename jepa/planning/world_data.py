@@ -138,8 +138,11 @@ class WorldDataModule(pl.LightningDataModule):
         self.batch_size, self.val_fraction, self.max_episodes = batch_size, val_fraction, max_episodes
         self.cache_dir = cache_dir or str(Path(encoder) / "world-cache")
         self.perception = Perception.load(encoder, grid)
-        self._episodes: EncodedEpisodes | None = None
-        _ = self.episodes  # read and encode now: a bad shard or missing action.npy is named before anything runs
+        # Read and encoded now, once: a bad shard or a missing action.npy is named before anything runs.
+        self.episodes = encode_episodes(train, self.perception, self.cache_dir, max_episodes)
+        log.info("encoded %d episodes of %s", len(self.episodes.keys), train)
+        self.train_part, self.val_part = self.episodes.split(val_fraction)
+        self._stats: dict[str, tuple[list[float], list[float]]] = {}
 
     @property
     def rep_dim(self) -> int:
@@ -150,18 +153,20 @@ class WorldDataModule(pl.LightningDataModule):
         return self.perception.encoder_id
 
     @property
-    def episodes(self) -> EncodedEpisodes:
-        if self._episodes is None:
-            self._episodes = encode_episodes(self.train_spec, self.perception, self.cache_dir, self.max_episodes)
-            log.info("encoded %d episodes of %s", len(self._episodes.keys), self.train_spec)
-        return self._episodes
-
-    @property
     def action_dim(self) -> int:
         return self.episodes.action_dim
 
     def parts(self) -> tuple[EncodedEpisodes, EncodedEpisodes]:
-        return self.episodes.split(self.val_fraction)
+        """(training, held-out) episodes."""
+        return self.train_part, self.val_part
+
+    def stats(self, what: str) -> tuple[list[float], list[float]]:
+        """Mean and standard deviation per dimension of the training episodes' ``actions`` or ``reps``
+        (what the world model standardises by), computed once."""
+        if what not in self._stats:
+            x = torch.cat(self.train_part.actions if what == "actions" else self.train_part.reps)
+            self._stats[what] = (x.mean(0).tolist(), x.std(0).tolist())
+        return self._stats[what]
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(_Steps(), batch_size=None)

@@ -11,6 +11,7 @@ from typing import Any
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..contract import read_format_json
 from ..errors import JEPAError
 from .costs import PositionProbe
 from .world_model import WorldModel, WorldModelConfig
@@ -37,16 +38,8 @@ def export_world_model(model: WorldModel, out_dir: str | Path, grid: int, encode
 
 
 def read_world_config(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / CONFIG
-    if not path.is_file():
-        raise JEPAError(f"{path} does not exist: a world model is loaded from the world/ folder that jepa world writes")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exn:
-        raise JEPAError(f"{path} is not valid JSON ({exn})") from None
-    if config.get("format") != FORMAT:
-        raise JEPAError(f"{path} is not a jepa world model (format {config.get('format')!r})")
-    return config
+    return read_format_json(Path(directory) / CONFIG, FORMAT,
+                            "a world model is loaded from the world/ folder that jepa world writes", "a jepa world model")
 
 
 def load_world_model(directory: str | Path, encoder_id: str | None = None) -> tuple[WorldModel, dict[str, Any]]:

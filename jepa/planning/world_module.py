@@ -96,7 +96,7 @@ class WorldModelModule(pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         data: WorldDataModule = self.trainer.datamodule
-        train, _ = data.parts()
+        train = data.train_part
         if self._starts is None:
             self._starts = train.window_starts(self.window)
         reps, actions = draw_windows(train, self._starts, self.window, data.batch_size, self.hparams.seed,
