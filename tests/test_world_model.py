@@ -33,6 +33,7 @@ data:
   train: {episodes}
   encoder: {encoder}
   grid: 2
+  blur: 1.0
   batch_size: 8
   val_fraction: 0.25
 """
@@ -102,6 +103,31 @@ def test_world_model_refuses_another_encoder_and_another_architecture(setup, tmp
                  "--model.predictor.width", "64", "--trainer.max_steps", "8"])
     err = capsys.readouterr().err
     assert code == 2 and "another model.predictor" in err and len(err.strip().splitlines()) == 1
+    code = main(["world", "--config", str(world_config(tmp_path, setup)), "--ckpt_path", "last",
+                 "--data.blur", "2.0", "--trainer.max_steps", "8"])
+    err = capsys.readouterr().err
+    assert code == 2 and "another model.blur" in err and len(err.strip().splitlines()) == 1
+    assert config["blur"] == 1.0 and config["grid"] == 2  # how jepa plan perceives as in training
+
+
+def test_perception_blur_spreads_an_impulse_by_sigma_and_keeps_flat_images(setup):
+    from jepa.planning.perception import Perception, gaussian_kernel, separable_blur
+
+    impulse = torch.zeros(1, 3, 33, 33)
+    impulse[:, :, 16, 16] = 1.0
+    out = separable_blur(impulse, gaussian_kernel(2.0))[0, 0]
+    axis = torch.arange(33.0) - 16
+    assert out.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert (out.sum(0) * axis.square()).sum().item() == pytest.approx(4.0, rel=0.02)  # variance sigma^2
+    flat = torch.full((1, 3, 20, 20), 0.3)
+    assert torch.allclose(separable_blur(flat, gaussian_kernel(3.0)), flat, atol=1e-6)  # edges reflected, not dark
+    encoder = Perception.load(setup["encoder"]).encoder
+    frames = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    assert not torch.allclose(Perception(encoder, blur=1.5).encode(frames), Perception(encoder).encode(frames))
+    with pytest.raises(JEPAError, match="sigma in pixels"):
+        Perception(encoder, blur=-1.0)
+    with pytest.raises(JEPAError, match="wider than the encoder's"):
+        Perception(encoder, blur=50.0)
 
 
 def test_world_model_is_causal_and_starts_as_copy_last():
@@ -138,6 +164,8 @@ def test_plan_reports_four_arms_and_writes_pictures(setup, tmp_path, capsys):
     for arm in report["arms"].values():
         assert arm["episodes"] == 2 and 0.0 <= arm["success_rate"] <= 1.0 and arm["violations"] >= 0
     assert report["arms"]["simulator"]["plan_ms_mean"] > 0
+    assert report["settings"]["perception"] == {"grid": 2, "blur": 1.0}  # read from the world model
+    assert report["settings"]["goal"] == "sum"  # arriving sooner costs less: the default
     assert (out / "trajectories.png").stat().st_size > 0 and (out / "energy.png").stat().st_size > 0
     assert "world_model" in capsys.readouterr().out
 
@@ -219,3 +247,17 @@ def test_plan_keep_out_with_the_probe_margin_plays_episodes_clear_of_it(setup, t
     assert main(base) == 2
     err = capsys.readouterr().err
     assert "covers the whole" in err and len(err.strip().splitlines()) == 1
+
+
+def test_world_perception_compares_grids_and_blurs(setup, capsys):
+    from jepa.planning.perception_bench import score_perceptions
+
+    assert main(["world", "perception", "--encoder", str(setup["encoder"]), "--episodes", str(setup["episodes"]),
+                 "--grid", "1", "2", "--blur", "0", "1.5"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0].split()[:3] == ["grid", "blur", "dim"] and len(rows) == 5
+    scores = score_perceptions(str(setup["encoder"]), str(setup["episodes"]), [2], [0.0, 1.5])
+    assert [(s.grid, s.blur, s.dim) for s in scores] == [(2, 0.0, 128), (2, 1.5, 128)]
+    for s in scores:
+        assert 0 < s.probe_mean <= s.probe_q99 and -1 <= s.distance_spearman <= 1
+    assert scores[0].probe_mean != scores[1].probe_mean  # the blur reaches the encoder

@@ -42,7 +42,25 @@ def frames_main(argv: list[str]) -> int:
     return 0
 
 
+def perception_main(argv: list[str]) -> int:
+    from .perception_bench import score_perceptions, table
+
+    p = argparse.ArgumentParser(prog="jepa world perception",
+                                description="Compare representations (pooling grid x blur) of a frozen encoder for "
+                                "planning: held-out position-probe error and how distances order positions.")
+    p.add_argument("--encoder", required=True, help="folder written by jepa export")
+    p.add_argument("--episodes", required=True, help="episode shards with state.npy")
+    p.add_argument("--grid", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--blur", type=float, nargs="+", default=[0.0, 2.0, 4.0], help="Gaussian sigmas in pixels")
+    p.add_argument("--max-episodes", type=int, default=100)
+    args = p.parse_args(argv)
+    print(table(score_perceptions(args.encoder, args.episodes, args.grid, args.blur, args.max_episodes)))
+    return 0
+
+
 def world_main(argv: list[str]) -> int:
+    if argv and argv[0] == "perception":
+        return perception_main(argv[1:])
     if argv and argv[0] == "episodes":
         return episodes_main(argv[1:])
     if argv and argv[0] == "frames":

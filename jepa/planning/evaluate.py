@@ -33,6 +33,18 @@ ARMS = ("random", "greedy", "simulator", "world_model")
 
 
 @dataclass
+class GoalSettings:
+    """How the planning arms score the goal: at the last imagined step ("final", DINO-WM) or summed
+    over the horizon with step t weighted by ``discount ** t`` ("sum")."""
+
+    mode: str = "final"
+    discount: float = 1.0
+
+    def energy_kwargs(self) -> dict[str, Any]:
+        return {"mode": self.mode, "discount": self.discount}
+
+
+@dataclass
 class LearnedAgent:
     """What the world-model arm needs: perception, the world model and the position probe that
     judges the keep-out guardrail in representation space (with its error margin)."""
@@ -83,7 +95,7 @@ def _keep_out(cfg: TwoRoomsConfig, position_of: Callable, margin: float, info: d
 
 
 def simulator_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: AgentSettings,
-                      margin: float) -> EpisodeResult:
+                      margin: float, scoring: GoalSettings | None = None) -> EpisodeResult:
     cfg = env.config
 
     def perceive(obs: Any, info: dict) -> torch.Tensor:
@@ -92,13 +104,14 @@ def simulator_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: A
 
     def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
         keep = _keep_out(cfg, lambda s: s[..., :2], margin, info)
-        return GoalEnergy(goal, cfg.max_action_norm, mode="final", distance="l2", keep_out=keep)
+        return GoalEnergy(goal, cfg.max_action_norm,
+                          **(scoring or GoalSettings()).energy_kwargs(), distance="l2", keep_out=keep)
 
     return run_episode(env, seed, perceive, SimulatorDynamics(cfg), planner, cost_for_goal, settings)
 
 
 def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: AgentSettings,
-                        agent: LearnedAgent) -> EpisodeResult:
+                        agent: LearnedAgent, scoring: GoalSettings | None = None) -> EpisodeResult:
     cfg = env.config
     history = agent.world.config.history
     if agent.world.action_dim != 2:
@@ -119,7 +132,8 @@ def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings:
     def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
         keep = _keep_out(cfg, agent.probe, agent.probe_margin, info) if agent.probe is not None else None
         readout = agent.probe if agent.energy == "probe" else agent.world.normalize
-        return GoalEnergy(goal, cfg.max_action_norm, mode="final", distance="l2", keep_out=keep, readout=readout)
+        return GoalEnergy(goal, cfg.max_action_norm,
+                          **(scoring or GoalSettings()).energy_kwargs(), distance="l2", keep_out=keep, readout=readout)
 
     return run_episode(env, seed, perceive, LatentDynamics(agent.world), planner, cost_for_goal, settings,
                        context_fn=context)
@@ -127,6 +141,7 @@ def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings:
 
 def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planner_for: Callable[[], Planner],
              settings: AgentSettings, agent: LearnedAgent | None = None, margin: float = 0.0,
+             scoring: GoalSettings | None = None,
              progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """Runs every arm on the same seeded episodes; returns per-arm summaries and episode records."""
     seeds = list(seeds)
@@ -141,7 +156,7 @@ def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planne
         t0 = time.perf_counter()
         for i, seed in enumerate(seeds):
             try:
-                res = _episode(arm, env, seed, planner_for, settings, agent, margin)
+                res = _episode(arm, env, seed, planner_for, settings, agent, margin, scoring)
             except ValueError as exn:  # the environment found no start or goal clear of the keep-out region
                 raise JEPAError(f"two-rooms episode {seed}: {exn}") from None
             results.append(res)
@@ -153,11 +168,11 @@ def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planne
 
 
 def _episode(arm: str, env: TwoRoomsEnv, seed: int, planner_for: Callable[[], Planner], settings: AgentSettings,
-             agent: LearnedAgent | None, margin: float) -> EpisodeResult:
+             agent: LearnedAgent | None, margin: float, scoring: GoalSettings | None) -> EpisodeResult:
     if arm == "random":
         return _policy_episode(env, seed, random_policy(env.config.max_action_norm), settings.step_budget)
     if arm == "greedy":
         return _policy_episode(env, seed, greedy_policy(env.config.max_action_norm), settings.step_budget)
     if arm == "simulator":
-        return simulator_episode(env, seed, planner_for(), settings, margin)
-    return world_model_episode(env, seed, planner_for(), settings, agent)
+        return simulator_episode(env, seed, planner_for(), settings, margin, scoring)
+    return world_model_episode(env, seed, planner_for(), settings, agent, scoring)

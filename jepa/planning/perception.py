@@ -8,12 +8,21 @@ keeps that one token per frame; rather than the single pooled vector: pooling ev
 averages away *where* things are, which is what navigation needs (README: "Planning" measures
 both). No learned projection on top: trained with the predictor, it could shrink to a constant
 that makes every future trivially predictable.
+
+``blur`` low-passes the frame (a Gaussian of that many pixels) before the encoder. A small object
+inside one patch moves the patch's token by where it sits *within* the patch as much as by which
+patch holds it, so sharp frames give representations that vary periodically with position; a
+predictor (a smooth function) then cannot render the next one, and the planner's distances are
+not ordered in position. Spread over neighbouring patches, the object moves every token smoothly.
+Measured on Two-Rooms (README "Planning"): sigma 4 cuts the held-out position-probe error from
+0.067 to 0.016 and the world model's one-step error in position from 0.12 to 0.03.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +36,33 @@ from ..export import FrozenEncoder, load_encoder
 class Perception:
     """``encode(frames uint8 [N, H, W, 3]) -> [N, grid * grid * D]`` with a frozen encoder."""
 
-    def __init__(self, encoder: FrozenEncoder, grid: int = 2, batch_size: int = 256) -> None:
+    def __init__(self, encoder: FrozenEncoder, grid: int = 2, blur: float = 0.0, batch_size: int = 256) -> None:
         if encoder.video:
             raise JEPAError("the planning agent perceives single frames: give it an image encoder export, not a video one")
         gh, gw = (s // encoder.patch_size for s in encoder.img_size)
         if gh % grid or gw % grid:
             raise JEPAError(f"representation grid {grid} does not divide the encoder's {gh}x{gw} token grid")
+        if not blur >= 0:
+            raise JEPAError(f"the perception blur is a Gaussian's sigma in pixels (>= 0), got {blur}")
         self.encoder = encoder
         self.grid = grid
+        self.blur = float(blur)
+        self._kernel = gaussian_kernel(self.blur) if self.blur > 0 else None
+        if self._kernel is not None and self._kernel.numel() // 2 >= min(encoder.img_size):
+            raise JEPAError(f"a perception blur of {blur:g} pixels is wider than the encoder's "
+                            f"{encoder.img_size[0]}x{encoder.img_size[1]} input")
         self.batch_size = batch_size
         self.token_grid = (gh, gw)
         self.rep_dim = grid * grid * encoder.embed_dim
 
     @classmethod
-    def load(cls, directory: str | Path, grid: int = 2) -> Perception:
-        return cls(load_encoder(directory), grid)
+    def load(cls, directory: str | Path, grid: int = 2, blur: float = 0.0) -> Perception:
+        return cls(load_encoder(directory), grid, blur)
+
+    @property
+    def settings(self) -> dict[str, float | int]:
+        """What a world model records beside the encoder, to perceive as it was trained."""
+        return {"grid": self.grid, "blur": self.blur}
 
     @property
     def encoder_id(self) -> str:
@@ -52,6 +73,8 @@ class Perception:
         x = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
         if tuple(x.shape[-2:]) != tuple(self.encoder.img_size):
             x = F.interpolate(x, size=tuple(self.encoder.img_size), mode="bilinear", antialias=True, align_corners=False)
+        if self._kernel is not None:
+            x = separable_blur(x, self._kernel)
         return self.encoder.normalize(x)
 
     @torch.no_grad()
@@ -65,8 +88,25 @@ class Perception:
         return torch.cat(out)
 
 
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """A normalised 1-D Gaussian over +-3 sigma (at least one pixel each side)."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def separable_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Blurs images [B, C, H, W] with ``kernel`` along both axes (edges reflected, as a camera
+    would keep seeing the arena's border rather than black)."""
+    c, r = x.shape[1], kernel.numel() // 2
+    k = kernel.to(x)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 def cache_key(perception: Perception, spec: str, extra: dict | None = None) -> str:
-    """Names a cache of encoded episodes: the encoder's weights, the pooling and the data."""
-    text = json.dumps({"encoder": perception.encoder_id, "grid": perception.grid, "spec": spec, **(extra or {})},
+    """Names a cache of encoded episodes: the encoder's weights, the perception settings and the data."""
+    text = json.dumps({"encoder": perception.encoder_id, **perception.settings, "spec": spec, **(extra or {})},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -47,6 +47,8 @@ def pipeline_main(argv: list[str]) -> int:
     p.add_argument("--size", choices=tuple(SIZES), default="full",
                    help="full: the README's figures; tiny: seconds, for tests")
     p.add_argument("--energy", choices=("latent", "probe"), default="probe", help="see jepa plan --help")
+    p.add_argument("--goal", choices=("final", "sum"), default="sum", help="see jepa plan --help")
+    p.add_argument("--discount", type=float, default=2.0, help="see jepa plan --help")
     p.add_argument("--budget", type=int, default=40, help="environment steps per evaluation episode")
     args = p.parse_args(argv)
     n_episodes, length, enc_steps, world_steps, eval_episodes = SIZES[args.size]
@@ -85,7 +87,7 @@ def pipeline_main(argv: list[str]) -> int:
                     str(export), "--run_dir", str(run), "--trainer.max_steps", str(world_steps), *resume]), "world model")
     stage("world model")
     plan_args = ["--encoder", str(export), "--world", str(world_dir), "--episodes", str(eval_episodes),
-                 "--budget", str(args.budget), "--energy", args.energy, "--out", str(out / "plan")]
+                 "--budget", str(args.budget), "--energy", args.energy, "--goal", args.goal, "--discount", str(args.discount), "--out", str(out / "plan")]
     if args.size == "tiny":
         plan_args += ["--samples", "20", "--iterations", "2"]
     _ran(plan_main(plan_args), "planning")

@@ -17,7 +17,7 @@ from ..train.summary import write_json_atomic
 from .agent import AgentSettings
 from .costs import GoalEnergy
 from .envs.two_rooms import TwoRoomsConfig, make_env
-from .evaluate import ARMS, LearnedAgent, evaluate
+from .evaluate import ARMS, GoalSettings, LearnedAgent, evaluate
 from .perception import Perception
 from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
 from .plots import plot_energy, plot_trajectories
@@ -49,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
                    help="goal energy of the world model: latent (mean squared distance between the imagined and "
                    "goal representations in standard units, as DINO-WM) or probe (between the positions the position probe reads "
                    "from them)")
+    p.add_argument("--goal", choices=("final", "sum"), default="sum",
+                   help="planning arms score the goal distance at the last imagined step (final, DINO-WM) or "
+                   "summed over every step, step t weighted by discount**t (sum: arriving sooner costs less)")
+    p.add_argument("--discount", type=float, default=2.0,
+                   help="per-step weight factor of --goal sum; above 1 the later steps count more, so a detour "
+                   "(through the door) is not traded for standing closer to the goal at the wall")
     p.add_argument("--out", default=None, help="output folder (default: <world>/plan, or runs/plan)")
     return p
 
@@ -94,12 +100,15 @@ def plan_main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.episodes < 1 or args.budget < 1:
         raise JEPAError("--episodes and --budget must be >= 1")
+    if not args.discount > 0:
+        raise JEPAError(f"--discount must be > 0, got {args.discount}")
     half_step = TwoRoomsConfig().max_action_norm / 2
     agent = None
     if "world_model" in args.arms:
         if not args.encoder or not args.world:
             raise JEPAError("the world_model arm needs --encoder and --world (or leave it out with --arms)")
-        perception = Perception.load(args.encoder, grid=int(read_world_config(args.world)["grid"]))
+        seen = read_world_config(args.world)
+        perception = Perception.load(args.encoder, grid=int(seen["grid"]), blur=float(seen.get("blur", 0.0)))
         world, _ = load_world_model(args.world, perception.encoder_id)
         probe, probe_error = load_position_probe(args.world)
         if (args.keep_out or args.energy == "probe") and probe is None:
@@ -129,7 +138,7 @@ def plan_main(argv: list[str]) -> int:
 
     with stop_signals("stopping after the current episode"):
         runs = evaluate(env, seeds, args.arms, lambda: make_planner(args, 0), settings, agent,
-                        margin=half_step, progress=progress)
+                        margin=half_step, scoring=GoalSettings(args.goal, args.discount), progress=progress)
     print(file=sys.stderr)
     goals = {}
     for s in seeds:
@@ -141,7 +150,9 @@ def plan_main(argv: list[str]) -> int:
                      "execute": args.execute, "planner": args.planner, "samples": args.samples,
                      "iterations": args.iterations, "world": args.world, "encoder": args.encoder,
                      "margin": agent.probe_margin if agent else None,
-                     "energy": args.energy},
+                     "perception": agent.perception.settings if agent else None,
+                     "energy": args.energy, "goal": args.goal,
+                     "discount": args.discount},
         "arms": {arm: r["summary"] for arm, r in runs.items()},
         "episodes": {arm: [{"seed": e.seed, "success": e.success, "steps": e.steps, "violations": e.violations,
                             "rejections": e.rejections,

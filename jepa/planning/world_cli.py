@@ -31,7 +31,7 @@ from .world_export import export_world_model, save_position_probe
 from .world_module import WorldModelModule
 
 # What must match for a checkpoint to resume into the model a config builds.
-ARCH_KEYS = ("predictor", "rep_dim", "action_dim", "grid", "encoder_id")
+ARCH_KEYS = ("predictor", "rep_dim", "action_dim", "grid", "blur", "encoder_id")
 
 
 class WorldCLI(LightningCLI):
@@ -58,6 +58,7 @@ class WorldCLI(LightningCLI):
             parser.link_arguments("data", f"model.{key}_std", compute_fn=lambda d, w=what: d.stats(w)[1],
                                   apply_on="instantiate")
         parser.link_arguments("data.grid", "model.grid")
+        parser.link_arguments("data.blur", "model.blur")
 
     def before_instantiate_classes(self) -> None:
         run_dir = str(self.config["run_dir"])
@@ -139,7 +140,7 @@ def world(args: list[str]) -> int:
 
 def finish(module: WorldModelModule, data: WorldDataModule, run_dir: str) -> dict[str, Any]:
     """Exports the world model to ``<run_dir>/world`` and adds its held-out open-loop error to summary.json."""
-    world_dir = export_world_model(module.world, Path(run_dir) / "world", data.grid, data.encoder_id,
+    world_dir = export_world_model(module.world, Path(run_dir) / "world", data.perception.settings, data.encoder_id,
                                    {"encoder_dir": str(Path(data.encoder_dir).resolve())})
     train, val = data.parts()
     probe_error = fit_position_probe(train, val, world_dir)

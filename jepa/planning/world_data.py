@@ -123,21 +123,23 @@ class WorldDataModule(pl.LightningDataModule):
         encoder: folder written by ``jepa export``: the frozen encoder whose representations the
             world model predicts.
         grid: the representation is the encoder's tokens average-pooled to ``grid x grid``.
+        blur: Gaussian sigma (pixels) the frames are low-passed with before the encoder (see
+            ``jepa.planning.perception``; 0: none).
         batch_size: windows per step.
         val_fraction: share of episodes held out for the open-loop validation error.
         max_episodes: read at most this many episodes (None: all).
         cache_dir: where encoded episodes are cached (default: ``<encoder>/world-cache``).
     """
 
-    def __init__(self, train: str, encoder: str, grid: int = 2, batch_size: int = 64, val_fraction: float = 0.1,
-                 max_episodes: int | None = None, cache_dir: str | None = None) -> None:
+    def __init__(self, train: str, encoder: str, grid: int = 2, blur: float = 0.0, batch_size: int = 64,
+                 val_fraction: float = 0.1, max_episodes: int | None = None, cache_dir: str | None = None) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise JEPAError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
-        self.train_spec, self.encoder_dir, self.grid = train, encoder, grid
+        self.train_spec, self.encoder_dir, self.grid, self.blur = train, encoder, grid, blur
         self.batch_size, self.val_fraction, self.max_episodes = batch_size, val_fraction, max_episodes
         self.cache_dir = cache_dir or str(Path(encoder) / "world-cache")
-        self.perception = Perception.load(encoder, grid)
+        self.perception = Perception.load(encoder, grid, blur)
         # Read and encoded now, once: a bad shard or a missing action.npy is named before anything runs.
         self.episodes = encode_episodes(train, self.perception, self.cache_dir, max_episodes)
         log.info("encoded %d episodes of %s", len(self.episodes.keys), train)

@@ -21,13 +21,14 @@ VERSION = 1
 WEIGHTS, CONFIG = "world.safetensors", "world.json"
 
 
-def export_world_model(model: WorldModel, out_dir: str | Path, grid: int, encoder_id: str,
+def export_world_model(model: WorldModel, out_dir: str | Path, perception: dict[str, Any], encoder_id: str,
                        extra: dict[str, Any] | None = None) -> Path:
-    """Writes ``model`` to ``out_dir`` (each file atomically); returns the folder."""
+    """Writes ``model`` to ``out_dir`` (each file atomically); returns the folder. ``perception`` is
+    ``Perception.settings`` (grid, blur): how frames become the representations it predicts."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "rep_dim": model.rep_dim,
-              "action_dim": model.action_dim, "grid": grid, "encoder_sha256": encoder_id, **(extra or {})}
+              "action_dim": model.action_dim, **perception, "encoder_sha256": encoder_id, **(extra or {})}
     tmp = out / f"{WEIGHTS}.tmp{os.getpid()}"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, out / WEIGHTS)

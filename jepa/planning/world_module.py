@@ -34,6 +34,7 @@ class WorldModelModule(pl.LightningModule):
         warmup_steps: linear warmup.
         seed: seeds the batches (each step's is a pure function of (seed, step)).
         grid: the representation's pooling grid (set from the data; recorded for planning).
+        blur: the perception's blur (set from the data; recorded for planning).
         encoder_id: checksum of the frozen encoder (set from the data): recorded so that a world
             model is never used with another encoder.
         action_mean, action_std: action standardisation (set from the data).
@@ -42,7 +43,7 @@ class WorldModelModule(pl.LightningModule):
 
     def __init__(self, predictor: WorldModelConfig | None = None, rep_dim: int = 0, action_dim: int = 0, rollout_steps: int = 4, rollout_weight: float = 1.0,
                  lr: float = 1e-3, weight_decay: float = 0.05, warmup_steps: int = 100, seed: int = 0,
-                 grid: int = 0, encoder_id: str = "", action_mean: list[float] | None = None,
+                 grid: int = 0, blur: float = 0.0, encoder_id: str = "", action_mean: list[float] | None = None,
                  action_std: list[float] | None = None, rep_mean: list[float] | None = None,
                  rep_std: list[float] | None = None) -> None:
         super().__init__()
@@ -54,7 +55,8 @@ class WorldModelModule(pl.LightningModule):
         self.save_hyperparameters({"predictor": asdict(model), "rep_dim": rep_dim, "action_dim": action_dim,
                                    "rollout_steps": rollout_steps,
                                    "rollout_weight": rollout_weight, "lr": lr, "weight_decay": weight_decay,
-                                   "warmup_steps": warmup_steps, "seed": seed, "grid": grid, "encoder_id": encoder_id,
+                                   "warmup_steps": warmup_steps, "seed": seed, "grid": grid, "blur": blur,
+                                   "encoder_id": encoder_id,
                                    "action_mean": action_mean, "action_std": action_std,
                                    "rep_mean": rep_mean, "rep_std": rep_std})
         self.config = model
