@@ -46,7 +46,7 @@ def pipeline_main(argv: list[str]) -> int:
     p.add_argument("--out", default="runs/two_rooms", help="folder for every stage's output")
     p.add_argument("--size", choices=tuple(SIZES), default="full",
                    help="full: the README's figures; tiny: seconds, for tests")
-    p.add_argument("--energy", choices=("latent", "probe"), default="probe", help="see jepa plan --help")
+    p.add_argument("--energy", choices=("latent", "probe"), default="latent", help="see jepa plan --help")
     p.add_argument("--goal", choices=("final", "sum"), default="sum", help="see jepa plan --help")
     p.add_argument("--discount", type=float, default=2.0, help="see jepa plan --help")
     p.add_argument("--budget", type=int, default=40, help="environment steps per evaluation episode")
