@@ -14,8 +14,9 @@ inside one patch moves the patch's token by where it sits *within* the patch as 
 patch holds it, so sharp frames give representations that vary periodically with position; a
 predictor (a smooth function) then cannot render the next one, and the planner's distances are
 not ordered in position. Spread over neighbouring patches, the object moves every token smoothly.
-Measured on Two-Rooms (README "Planning"): sigma 4 cuts the held-out position-probe error from
-0.067 to 0.016 and the world model's one-step error in position from 0.12 to 0.03.
+Measured on Two-Rooms (README "Planning", ``jepa world perception``): sigma 4 cuts the held-out
+position-probe error at grid 2 from 0.055 to 0.015, and the world model's one-step error in
+position fell from 0.12 to 0.03.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +42,7 @@ class Perception:
         if encoder.video:
             raise JEPAError("the planning agent perceives single frames: give it an image encoder export, not a video one")
         gh, gw = (s // encoder.patch_size for s in encoder.img_size)
-        if gh % grid or gw % grid:
-            raise JEPAError(f"representation grid {grid} does not divide the encoder's {gh}x{gw} token grid")
+        _check_grids((grid,), (gh, gw))
         if not blur >= 0:
             raise JEPAError(f"the perception blur is a Gaussian's sigma in pixels (>= 0), got {blur}")
         self.encoder = encoder
@@ -77,15 +78,30 @@ class Perception:
             x = separable_blur(x, self._kernel)
         return self.encoder.normalize(x)
 
-    @torch.no_grad()
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        out = []
+        return self.encode_grids(frames, (self.grid,))[0]
+
+    @torch.no_grad()
+    def encode_grids(self, frames: np.ndarray | torch.Tensor, grids: Sequence[int]) -> list[torch.Tensor]:
+        """The representation at each of several pooling grids, the encoder run once (each grid must
+        divide the token grid)."""
+        gh, gw = self.token_grid
+        _check_grids(grids, self.token_grid)
+        out: list[list[torch.Tensor]] = [[] for _ in grids]
         for i in range(0, len(frames), self.batch_size):
             tokens = self.encoder(self._prepare(frames[i:i + self.batch_size]))
             b, _, d = tokens.shape
-            grid = tokens.transpose(1, 2).reshape(b, d, *self.token_grid)
-            out.append(F.adaptive_avg_pool2d(grid, self.grid).flatten(1))
-        return torch.cat(out)
+            tokens = tokens.transpose(1, 2).reshape(b, d, gh, gw)
+            for pooled, g in zip(out, grids):
+                pooled.append(F.adaptive_avg_pool2d(tokens, g).flatten(1))
+        return [torch.cat(p) for p in out]
+
+
+def _check_grids(grids: Sequence[int], token_grid: tuple[int, int]) -> None:
+    gh, gw = token_grid
+    bad = [g for g in grids if g < 1 or gh % g or gw % g]
+    if bad:
+        raise JEPAError(f"representation grid {bad[0]} does not divide the encoder's {gh}x{gw} token grid")
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:

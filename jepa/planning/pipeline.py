@@ -87,7 +87,8 @@ def pipeline_main(argv: list[str]) -> int:
                     str(export), "--run_dir", str(run), "--trainer.max_steps", str(world_steps), *resume]), "world model")
     stage("world model")
     plan_args = ["--encoder", str(export), "--world", str(world_dir), "--episodes", str(eval_episodes),
-                 "--budget", str(args.budget), "--energy", args.energy, "--goal", args.goal, "--discount", str(args.discount), "--out", str(out / "plan")]
+                 "--budget", str(args.budget), "--energy", args.energy, "--goal", args.goal,
+                 "--discount", str(args.discount), "--out", str(out / "plan")]
     if args.size == "tiny":
         plan_args += ["--samples", "20", "--iterations", "2"]
     _ran(plan_main(plan_args), "planning")

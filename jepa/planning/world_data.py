@@ -136,7 +136,7 @@ class WorldDataModule(pl.LightningDataModule):
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise JEPAError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
-        self.train_spec, self.encoder_dir, self.grid, self.blur = train, encoder, grid, blur
+        self.train_spec, self.encoder_dir = train, encoder
         self.batch_size, self.val_fraction, self.max_episodes = batch_size, val_fraction, max_episodes
         self.cache_dir = cache_dir or str(Path(encoder) / "world-cache")
         self.perception = Perception.load(encoder, grid, blur)

@@ -3,7 +3,6 @@ the representation it predicts and the checksum of the encoder that made it)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from ..contract import read_format_json
 from ..errors import JEPAError
+from ..train.summary import write_json_atomic
 from .costs import PositionProbe
 from .world_model import WorldModel, WorldModelConfig
 
@@ -32,9 +32,7 @@ def export_world_model(model: WorldModel, out_dir: str | Path, perception: dict[
     tmp = out / f"{WEIGHTS}.tmp{os.getpid()}"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, out / WEIGHTS)
-    tmp = out / f"{CONFIG}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(config, indent=2))
-    os.replace(tmp, out / CONFIG)
+    write_json_atomic(out / CONFIG, config)
     return out
 
 
