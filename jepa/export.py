@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .atomic import temporary_beside
 from .contract import (
     ARCH_KEYS,
     CONFIG,
@@ -80,7 +81,7 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
         state["pos_embed"] = encoder.pos_embed.clone()  # fixed sin-cos, saved for timm's learned slot
     out.mkdir(parents=True, exist_ok=True)
     weights = out / WEIGHTS
-    tmp = out / f".{WEIGHTS}.tmp{os.getpid()}"
+    tmp = temporary_beside(weights)
     save_file({k: v.detach().contiguous().float() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
     _readable_by_others(tmp)
     config = {
@@ -98,11 +99,11 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
     }
     if with_projector:
         # Next to the encoder, not in model.safetensors: that file stays loadable by timm.
-        proj_tmp = out / f".{PROJECTOR}.tmp{os.getpid()}"
+        proj_tmp = temporary_beside(out / PROJECTOR)
         save_file({k: v.detach().contiguous().float() for k, v in projector.items()}, str(proj_tmp))
         _readable_by_others(proj_tmp)
         os.replace(proj_tmp, out / PROJECTOR)
-    config_tmp = out / f".{CONFIG}.tmp{os.getpid()}"
+    config_tmp = temporary_beside(out / CONFIG)
     config_tmp.write_text(json.dumps(config, indent=2) + "\n")
     # Both files are complete before either replaces the old one; a crash in between leaves a
     # checksum mismatch that load_encoder reports, never a silently mixed export.

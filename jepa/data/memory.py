@@ -32,8 +32,8 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 from safetensors import safe_open
-from safetensors.torch import save_file
 
+from ..atomic import save_safetensors_atomic
 from ..errors import JEPAError
 from ..masks.multiblock import MultiBlockMasker
 from .device_crops import crop_boxes, resized_crops
@@ -162,10 +162,9 @@ class MemoryImages:
             log.warning("data cache %s is stale (the data or the resolution changed): rebuilding it", path)
         images, labels, skipped = _decode_all(data, size)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         tensors = {"images": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), "labels": torch.from_numpy(labels)}
-        save_file(tensors, str(tmp), metadata={"key": key, "spec": data.spec, "skipped": json.dumps(skipped)})
-        os.replace(tmp, path)  # atomic: a reader never sees half a cache
+        # Atomic: a reader never sees half a cache.
+        save_safetensors_atomic(path, tensors, metadata={"key": key, "spec": data.spec, "skipped": json.dumps(skipped)})
         log.info("cached %d images of %s at %dx%d in %s", len(labels), data.spec, size[0], size[1], path)
         return cls(tensors["images"], tensors["labels"], skipped, path)
 

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import JEPAError
 from .folder import ImageFolderSource
 from .shard_inputs import (
@@ -278,9 +279,7 @@ def _write(items: Iterable[Item], prepare: Callable[[Item], Sample | Skip], patt
         sink.discard()
         raise
     if classes_text:
-        tmp = f"{classes_path}.tmp{os.getpid()}"
-        Path(tmp).write_text(classes_text)
-        os.replace(tmp, classes_path)
+        write_text_atomic(classes_path, classes_text)
     written = {os.path.normpath(s.path) for s in shards}
     for stale in old:  # overwrite: old shards numbered past the new set would still match the pattern
         if os.path.normpath(stale) not in written:

@@ -16,9 +16,10 @@ from typing import Literal
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
+from ..atomic import save_safetensors_atomic
 from ..data.clip_transforms import ClipEvalTransform, ClipFrames
 from ..data.eval_loader import eval_loader
 from ..data.spec import Data
@@ -164,9 +165,7 @@ def extract_features(
     tensors = {"pooled": feats.pooled, "pooled4": feats.pooled4, "labels": feats.labels}
     if feats.tokens is not None:
         tensors["tokens"] = feats.tokens
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"skipped": json.dumps(feats.skipped)})
-    os.replace(tmp, path)
+    save_safetensors_atomic(path, tensors, metadata={"skipped": json.dumps(feats.skipped)})
     return feats, False
 
 

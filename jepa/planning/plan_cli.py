@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import write_json_atomic
 from ..errors import JEPAError
 from ..stopping import raise_if_stop_requested, stop_signals
-from ..train.summary import write_json_atomic
 from .agent import AgentSettings
 from .costs import GoalEnergy
 from .envs.two_rooms import TwoRoomsConfig, make_env

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from ..atomic import write_json_atomic
 from ..errors import JEPAError
 from ..stopping import RunAborted, exit_code, stop_signals
 from ..train.checkpointing import CheckpointWriteError, LastCheckpoint
@@ -23,7 +24,7 @@ from ..train.graceful_stop import StopOnSignal, continue_command, stop_of
 from ..train.lightning_cli import checkpoints_in, resolve_ckpt
 from ..train.metrics_log import RunCSVLogger
 from ..train.run import quiet_lightning
-from ..train.summary import RunSummary, failure_status, write_json_atomic
+from ..train.summary import RunSummary, failure_status
 from .costs import PositionProbe
 from .latent_eval import open_loop_errors
 from .world_data import EncodedEpisodes, WorldDataModule

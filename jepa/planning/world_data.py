@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader, IterableDataset
 
+from ..atomic import save_safetensors_atomic, write_text_atomic
 from ..data.shards import expand_shards
 from ..errors import JEPAError
 from ..seeding import mix_seed
@@ -98,10 +99,8 @@ def encode_episodes(spec: str, perception: Perception, cache_dir: str | Path | N
             tensors[f"rep{i}"], tensors[f"act{i}"] = reps[i].contiguous(), acts[i].contiguous()
             if states[i] is not None:
                 tensors[f"state{i}"] = states[i].contiguous()
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file(tensors, str(tmp))
-        path.with_suffix(".keys").write_text("\n".join(keys))
-        os.replace(tmp, path)
+        write_text_atomic(path.with_suffix(".keys"), "\n".join(keys))
+        save_safetensors_atomic(path, tensors)  # last: the cache exists only once both files are whole
     return out
 
 

@@ -3,16 +3,15 @@ the representation it predicts and the checksum of the encoder that made it)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from ..atomic import save_safetensors_atomic, write_json_atomic
 from ..contract import read_format_json
 from ..errors import JEPAError
-from ..train.summary import write_json_atomic
 from .costs import PositionProbe
 from .world_model import WorldModel, WorldModelConfig
 
@@ -29,9 +28,7 @@ def export_world_model(model: WorldModel, out_dir: str | Path, perception: dict[
     out.mkdir(parents=True, exist_ok=True)
     config = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "rep_dim": model.rep_dim,
               "action_dim": model.action_dim, **perception, "encoder_sha256": encoder_id, **(extra or {})}
-    tmp = out / f"{WEIGHTS}.tmp{os.getpid()}"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, out / WEIGHTS)
+    save_safetensors_atomic(out / WEIGHTS, model.state_dict())
     write_json_atomic(out / CONFIG, config)
     return out
 
@@ -65,11 +62,7 @@ PROBE = "position_probe.safetensors"
 def save_position_probe(probe: PositionProbe, error_q99: float, out_dir: str | Path) -> None:
     """Writes the representation -> position probe beside the world model, with its held-out 99%
     error (the default keep-out margin)."""
-    out = Path(out_dir)
-    tmp = out / f"{PROBE}.tmp{os.getpid()}"
-    save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(tmp),
-              metadata={"error_q99": repr(float(error_q99))})
-    os.replace(tmp, out / PROBE)
+    save_safetensors_atomic(Path(out_dir) / PROBE, probe.state_dict(), metadata={"error_q99": repr(float(error_q99))})
 
 
 def load_position_probe(directory: str | Path) -> tuple[PositionProbe | None, float]:

@@ -27,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
+from ..atomic import write_text_atomic
 from ..errors import JEPAError
 from .probe_eval import ProbeEvaluation
 
@@ -161,9 +162,7 @@ class WallClockBudget(pl.Callback):
             return
         config = yaml.safe_load(path.read_text()) or {}
         config.setdefault("trainer", {})["max_steps"] = steps
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-        os.replace(tmp, path)
+        write_text_atomic(path, yaml.safe_dump(config, sort_keys=False))
 
     def summary(self) -> dict[str, Any]:
         return {"budget_s": self.seconds, "max_steps": self.max_steps, **self.estimate,

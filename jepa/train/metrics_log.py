@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
+from pathlib import Path
 
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
+
+from ..atomic import replace_atomic
 
 
 def _kept(row: dict[str, str | None], resume_step: int) -> bool:
@@ -45,12 +48,14 @@ class _ContinuingWriter(ExperimentWriter):
             reader = csv.DictReader(f)
             keys = list(reader.fieldnames or [])
             rows = [r for r in reader if _kept(r, self.resume_step)]
-        tmp = f"{self.metrics_file_path}.tmp{os.getpid()}"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=sorted(keys))  # Lightning appends in sorted-key order
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.metrics_file_path)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=sorted(keys))  # Lightning appends in sorted-key order
+                writer.writeheader()
+                writer.writerows(rows)
+
+        replace_atomic(self.metrics_file_path, write)
         self.metrics_keys = sorted(keys)
 
 

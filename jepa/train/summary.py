@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import platform
 import shlex
 import sys
@@ -16,6 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from ..atomic import write_json_atomic
 from ..stopping import RunAborted
 from .budget import WallClockBudget
 from .checkpointing import CheckpointWriteError
@@ -46,14 +45,6 @@ def file_sha256(path: str | Path) -> str | None:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()
     except OSError:
         return None
-
-
-def write_json_atomic(path: str | Path, data: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 class RunSummary(pl.Callback):
