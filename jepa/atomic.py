@@ -3,8 +3,9 @@
 A reader (a resumed run, another rank, ``jepa probe`` reading a feature cache, a user's script)
 never sees half a file: the content goes to a hidden temporary file beside the target, which then
 replaces it in one ``os.replace``. A write that fails (full disk, Ctrl-C) removes its temporary file
-and leaves the previous file as it was. Multi-file transactions (``jepa export``) build on
-``replace_atomic``'s rule themselves: every temporary file complete before any replaces its target.
+and leaves the previous file as it was. ``jepa export`` writes several files as one change and keeps
+its own order (every temporary complete before any replaces its target), with names from
+``temporary_beside``.
 """
 
 from __future__ import annotations

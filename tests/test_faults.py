@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import resource
 import signal
 import subprocess
 import sys
@@ -71,6 +72,7 @@ def start(cfg: Path, *args: str, **popen) -> subprocess.Popen:
     """
     env = popen.pop("env", clean_env())
     env["PYTHONFAULTHANDLER"] = "1"
+    popen["preexec_fn"] = _no_core_files(popen.get("preexec_fn"))
     files = {}
     for name in ("stdout", "stderr"):
         if name not in popen:
@@ -89,10 +91,21 @@ def start(cfg: Path, *args: str, **popen) -> subprocess.Popen:
     return job
 
 
-def output(job: subprocess.Popen, name: str = "stderr") -> str:
-    """What ``job`` has written to its stderr (or stdout) file so far."""
+def _no_core_files(then=None):
+    """preexec_fn: a SIGABRT from ``hung`` writes no core file (where core dumps are enabled), then ``then``."""
+    def run() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if then is not None:
+            then()
+    return run
+
+
+def output(job: subprocess.Popen, name: str = "stderr", start_at: int = 0) -> str:
+    """What ``job`` has written to its stderr (or stdout) file so far, from byte ``start_at``."""
     path = getattr(job, "logs", {}).get(name)
-    return path.read_text(errors="replace") if path is not None and path.exists() else ""
+    if path is None or not path.exists():
+        return ""
+    return path.read_bytes()[start_at:].decode(errors="replace")
 
 
 def end_group(job: subprocess.Popen) -> None:
@@ -130,11 +143,27 @@ def group_members(pgid: int) -> list[int]:
     return pids
 
 
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def hung(job: subprocess.Popen) -> str:
     """Makes each process of a hung ``job`` print its threads' stacks (SIGABRT with the fault handler
-    on), one at a time so that the stacks do not interleave; ends the group; returns the stacks."""
+    on); ends the group; returns the stacks.
+
+    The group is frozen first (SIGSTOP), then each process in turn is aborted and let go until it has
+    died: the dumps do not interleave, and no process reacts to another's death before its own dump
+    (Lightning's watcher in rank 0 would SIGKILL it when rank 1 dies).
+    """
     log = getattr(job, "logs", {}).get("stderr")
     start_at = log.stat().st_size if log is not None else 0
+    try:
+        os.killpg(job.pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return output(job, start_at=start_at)
     for pid in sorted(group_members(job.pid), reverse=True):  # data workers and later ranks first
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
@@ -142,11 +171,14 @@ def hung(job: subprocess.Popen) -> str:
                 with open(log, "a") as f:
                     f.write(f"\n== process {pid}: {cmd}\n")
             os.kill(pid, signal.SIGABRT)
+            os.kill(pid, signal.SIGCONT)
         except (ProcessLookupError, FileNotFoundError):
             continue
-        time.sleep(1.0)
+        deadline = time.time() + 10
+        while not _gone(pid) and time.time() < deadline:
+            time.sleep(0.02)
     end_group(job)
-    lines = output(job)[start_at:].splitlines()
+    lines = output(job, start_at=start_at).splitlines()
     return "\n".join(line for line in lines if not line.startswith("Extension modules:"))
 
 
@@ -265,14 +297,23 @@ class Terminal:
         self.reader.start()
 
     def _read(self) -> None:
+        fd = self.master  # close() may clear the attribute while this thread is still in a read
         while True:
             try:
-                chunk = os.read(self.master, 4096)
+                chunk = os.read(fd, 4096)
             except OSError:  # EIO: every process holding the terminal has ended
                 return
             if not chunk:
                 return
             self.output += chunk
+
+    def wait_for_pause(self, path: Path) -> None:
+        """``wait_for`` the pause; the stacks of a hang are printed to the terminal, so they are added."""
+        try:
+            wait_for([path], self.job)
+        except RunHung as exn:
+            time.sleep(1)  # the reader thread takes what is left
+            raise RunHung(f"{exn}{self.text()[-60000:]}") from None
 
     def type(self, data: bytes) -> None:
         os.write(self.master, data)
@@ -284,21 +325,30 @@ class Terminal:
         try:
             return self.job.wait(timeout=timeout)
         finally:
-            end_group(self.job)
-            self.reader.join(timeout=10)
+            self.close()
+
+    def close(self) -> None:
+        """Ends the job's group and the reader; closes the terminal (once)."""
+        end_group(self.job)
+        self.reader.join(timeout=10)
+        if self.master is not None:
             os.close(self.master)
+            self.master = None
 
 
 def test_ctrl_c_in_a_terminal_stops_with_a_checkpoint_and_exit_130(tmp_path, reference):
     cfg = fault_config(tmp_path, workers=2)
     term = Terminal(cfg)
-    wait_for([tmp_path / "ready.rank0"], term.job)
-    term.type(b"\x03")
-    deadline = time.time() + 30
-    while "SIGINT received" not in term.text() and time.time() < deadline:
-        time.sleep(0.05)
-    (tmp_path / "go").touch()
-    assert term.wait() == 130, term.text()[-3000:]
+    try:
+        term.wait_for_pause(tmp_path / "ready.rank0")
+        term.type(b"\x03")
+        deadline = time.time() + 30
+        while "SIGINT received" not in term.text() and time.time() < deadline:
+            time.sleep(0.05)
+        (tmp_path / "go").touch()
+        assert term.wait() == 130, term.text()[-3000:]
+    finally:
+        term.close()
     out = term.text()
     assert f"stopped by SIGINT at step {PAUSE}" in out and "Ctrl-C again aborts" in out
     no_traceback(out)
@@ -312,17 +362,20 @@ def test_ctrl_c_in_a_terminal_stops_with_a_checkpoint_and_exit_130(tmp_path, ref
 def test_a_second_ctrl_c_aborts_at_once_and_keeps_the_previous_checkpoint(tmp_path, reference):
     cfg = fault_config(tmp_path, workers=2, ckpt_every=2)  # last.ckpt at step 2, the pause at 3
     term = Terminal(cfg)
-    wait_for([tmp_path / "ready.rank0"], term.job)
     run = tmp_path / "run"
-    saved = (run / "checkpoints" / "last.ckpt").read_bytes()
-    term.type(b"\x03")
-    deadline = time.time() + 30
-    while "SIGINT received" not in term.text() and time.time() < deadline:
-        time.sleep(0.05)
-    t0 = time.time()
-    term.type(b"\x03")  # the run is still paused: it never gets to its stop step
-    assert term.wait(timeout=60) == 130, term.text()[-3000:]
-    assert time.time() - t0 < 20
+    try:
+        term.wait_for_pause(tmp_path / "ready.rank0")
+        saved = (run / "checkpoints" / "last.ckpt").read_bytes()
+        term.type(b"\x03")
+        deadline = time.time() + 30
+        while "SIGINT received" not in term.text() and time.time() < deadline:
+            time.sleep(0.05)
+        t0 = time.time()
+        term.type(b"\x03")  # the run is still paused: it never gets to its stop step
+        assert term.wait(timeout=60) == 130, term.text()[-3000:]
+        assert time.time() - t0 < 20
+    finally:
+        term.close()
     out = term.text()
     assert "second Ctrl-C: aborting now" in out
     no_traceback(out)
@@ -414,6 +467,9 @@ def test_two_ddp_ranks_signalled_as_a_group_stop_at_the_same_step(tmp_path):
             if attempt == 2:
                 raise
             warnings.warn(f"first attempt: {exn}", stacklevel=1)
+        except BaseException:
+            end_group(job)  # a rank that died leaves the other and the workers running
+            raise
     try:
         os.killpg(job.pid, signal.SIGTERM)  # both ranks and their four data workers
         time.sleep(0.3)
