@@ -100,9 +100,14 @@ def _no_core_files(then=None):
     return run
 
 
+def log_of(job: subprocess.Popen, name: str = "stderr") -> Path | None:
+    """The file ``start`` sent ``job``'s stderr (or stdout) to; None where the caller chose (a terminal)."""
+    return getattr(job, "logs", {}).get(name)
+
+
 def output(job: subprocess.Popen, name: str = "stderr", start_at: int = 0) -> str:
     """What ``job`` has written to its stderr (or stdout) file so far, from byte ``start_at``."""
-    path = getattr(job, "logs", {}).get(name)
+    path = log_of(job, name)
     if path is None or not path.exists():
         return ""
     return path.read_bytes()[start_at:].decode(errors="replace")
@@ -130,24 +135,18 @@ class RunHung(AssertionError):
     """A run that did not reach its pause in time; the message holds its processes' stacks."""
 
 
-def group_members(pgid: int) -> list[int]:
-    """The live processes of process group ``pgid``."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
-
-
-def _gone(pid: int) -> bool:
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...); None once gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``."""
+    pids = [int(p.name) for p in Path("/proc").glob("[0-9]*")]
+    return [pid for pid in pids if (st := proc_stat(pid)) is not None and int(st[2]) == pgid and st[0] != "Z"]
 
 
 def hung(job: subprocess.Popen) -> str:
@@ -158,7 +157,7 @@ def hung(job: subprocess.Popen) -> str:
     died: the dumps do not interleave, and no process reacts to another's death before its own dump
     (Lightning's watcher in rank 0 would SIGKILL it when rank 1 dies).
     """
-    log = getattr(job, "logs", {}).get("stderr")
+    log = log_of(job)
     start_at = log.stat().st_size if log is not None else 0
     try:
         os.killpg(job.pid, signal.SIGSTOP)
@@ -175,7 +174,7 @@ def hung(job: subprocess.Popen) -> str:
         except (ProcessLookupError, FileNotFoundError):
             continue
         deadline = time.time() + 10
-        while not _gone(pid) and time.time() < deadline:
+        while (st := proc_stat(pid)) is not None and st[0] != "Z" and time.time() < deadline:
             time.sleep(0.02)
     end_group(job)
     lines = output(job, start_at=start_at).splitlines()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,16 +32,13 @@ from .world_model import LatentContext, LatentDynamics, WorldModel
 ARMS = ("random", "greedy", "simulator", "world_model")
 
 
-@dataclass
+@dataclass(frozen=True)
 class GoalSettings:
-    """How the planning arms score the goal: at the last imagined step ("final", DINO-WM) or summed
-    over the horizon with step t weighted by ``discount ** t`` ("sum")."""
+    """How the planning arms score the goal (``GoalEnergy``'s mode and discount): at the last imagined
+    step ("final", DINO-WM) or summed over the horizon with step t weighted by ``discount ** t`` ("sum")."""
 
     mode: str = "final"
     discount: float = 1.0
-
-    def energy_kwargs(self) -> dict[str, Any]:
-        return {"mode": self.mode, "discount": self.discount}
 
 
 @dataclass
@@ -54,6 +51,11 @@ class LearnedAgent:
     probe: PositionProbe | None = None
     probe_margin: float = 0.0
     energy: str = "latent"  # "latent": distance between representations; "probe": between the positions they encode
+
+    @property
+    def readout(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """What the goal energy compares: standardised representations, or the positions the probe reads."""
+        return self.probe if self.energy == "probe" else self.world.normalize
 
 
 def _policy_episode(env: TwoRoomsEnv, seed: int, policy: Callable[[np.ndarray, np.ndarray, np.random.Generator], Any],
@@ -95,7 +97,7 @@ def _keep_out(cfg: TwoRoomsConfig, position_of: Callable, margin: float, info: d
 
 
 def simulator_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: AgentSettings,
-                      margin: float, scoring: GoalSettings | None = None) -> EpisodeResult:
+                      margin: float, scoring: GoalSettings = GoalSettings()) -> EpisodeResult:
     cfg = env.config
 
     def perceive(obs: Any, info: dict) -> torch.Tensor:
@@ -104,14 +106,13 @@ def simulator_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: A
 
     def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
         keep = _keep_out(cfg, lambda s: s[..., :2], margin, info)
-        return GoalEnergy(goal, cfg.max_action_norm,
-                          **(scoring or GoalSettings()).energy_kwargs(), distance="l2", keep_out=keep)
+        return GoalEnergy(goal, cfg.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep)
 
     return run_episode(env, seed, perceive, SimulatorDynamics(cfg), planner, cost_for_goal, settings)
 
 
 def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: AgentSettings,
-                        agent: LearnedAgent, scoring: GoalSettings | None = None) -> EpisodeResult:
+                        agent: LearnedAgent, scoring: GoalSettings = GoalSettings()) -> EpisodeResult:
     cfg = env.config
     history = agent.world.config.history
     if agent.world.action_dim != 2:
@@ -131,9 +132,8 @@ def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings:
 
     def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
         keep = _keep_out(cfg, agent.probe, agent.probe_margin, info) if agent.probe is not None else None
-        readout = agent.probe if agent.energy == "probe" else agent.world.normalize
-        return GoalEnergy(goal, cfg.max_action_norm,
-                          **(scoring or GoalSettings()).energy_kwargs(), distance="l2", keep_out=keep, readout=readout)
+        return GoalEnergy(goal, cfg.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep,
+                          readout=agent.readout)
 
     return run_episode(env, seed, perceive, LatentDynamics(agent.world), planner, cost_for_goal, settings,
                        context_fn=context)
@@ -141,7 +141,7 @@ def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings:
 
 def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planner_for: Callable[[], Planner],
              settings: AgentSettings, agent: LearnedAgent | None = None, margin: float = 0.0,
-             scoring: GoalSettings | None = None,
+             scoring: GoalSettings = GoalSettings(),
              progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """Runs every arm on the same seeded episodes; returns per-arm summaries and episode records."""
     seeds = list(seeds)
@@ -168,7 +168,7 @@ def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planne
 
 
 def _episode(arm: str, env: TwoRoomsEnv, seed: int, planner_for: Callable[[], Planner], settings: AgentSettings,
-             agent: LearnedAgent | None, margin: float, scoring: GoalSettings | None) -> EpisodeResult:
+             agent: LearnedAgent | None, margin: float, scoring: GoalSettings) -> EpisodeResult:
     if arm == "random":
         return _policy_episode(env, seed, random_policy(env.config.max_action_norm), settings.step_budget)
     if arm == "greedy":

@@ -89,9 +89,8 @@ def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.T
         rep = agent.perception.encode(np.asarray(env.render())[None])
         goal_rep = agent.perception.encode(np.asarray(info["goal_obs"])[None])[0]
         context = LatentContext(rep, torch.zeros(0, 2))
-        readout = agent.probe if agent.energy == "probe" else agent.world.normalize
         out[f"world_model ({agent.energy})"] = energy_grid(
-            LatentDynamics(agent.world), context, GoalEnergy(goal_rep, cfg.max_action_norm, readout=readout),
+            LatentDynamics(agent.world), context, GoalEnergy(goal_rep, cfg.max_action_norm, readout=agent.readout),
             cfg.max_action_norm)
     return out
 
