@@ -14,10 +14,10 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import save_file
+if TYPE_CHECKING:
+    import torch
 
 
 def temporary_beside(path: str | Path) -> Path:
@@ -50,5 +50,7 @@ def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
 def save_safetensors_atomic(path: str | Path, tensors: Mapping[str, torch.Tensor],
                             metadata: dict[str, str] | None = None) -> None:
     """``tensors`` (made contiguous, as safetensors requires) with ``metadata`` in the header."""
+    from safetensors.torch import save_file  # here: the module itself stays importable without torch
+
     flat = {k: v.contiguous() for k, v in tensors.items()}
     replace_atomic(path, lambda tmp: save_file(flat, str(tmp), metadata=metadata))

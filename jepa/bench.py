@@ -9,9 +9,7 @@ same dtype.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
 import resource
 import tempfile
 import time
@@ -163,19 +161,3 @@ def bench_data(args: list[str], steps: int, warmup: int) -> dict[str, Any]:
             "batch_size": data.batch_size, "image_size": list(data.image_size), "input_shape": list(data.input_shape),
             "batches": steps, "start_s": round(first, 2), "batch_ms": round(1000 * elapsed / steps, 2),
             unit: round(data.batch_size * steps / elapsed, 1)}
-
-
-def bench_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="jepa bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="a pretraining config (same keys as jepa pretrain)")
-    parser.add_argument("--steps", type=int, default=20, help="timed training steps")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    parser.add_argument("--data-only", action="store_true", help="time the training data loader alone, no model")
-    known, overrides = parser.parse_known_args(argv)
-    if known.data_only:
-        result = bench_data(["--config", known.config, *overrides], known.steps, known.warmup)
-    else:
-        result = bench(["--config", known.config, *overrides], known.steps, known.warmup, known.device)
-    print(json.dumps(result), flush=True)
-    return 0

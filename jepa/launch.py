@@ -19,15 +19,15 @@ from typing import Any
 
 import yaml
 
+from .commandline import add_subcommands, add_subparser, new_parser, parse
 from .errors import JEPAError
-
-TEMPLATES = Path(__file__).resolve().parents[1] / "launch"
+from .shipped import resolve_config, template
 
 
 def _template(name: str, override: str | None) -> str:
-    path = Path(override) if override else TEMPLATES / name
+    path = Path(override) if override else template(name)
     if not path.is_file():
-        raise JEPAError(f"launch template {path} not found: pass --template, or run from a checkout of jepa")
+        raise JEPAError(f"launch template {path} not found: pass an existing --template")
     return path.read_text()
 
 
@@ -238,34 +238,48 @@ def torchrun_main(args: argparse.Namespace) -> int:
     return subprocess.run(["bash", str(path)]).returncode
 
 
-def launch_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="jepa launch", description="Render and submit distributed pretraining jobs.")
-    sub = p.add_subparsers(dest="where", required=True)
-    s = sub.add_parser("slurm", help="sbatch job: one task per GPU, auto-requeue on preemption and time limit")
-    s.add_argument("--config", required=True)
-    s.add_argument("--nodes", type=int, required=True)
-    s.add_argument("--gpus-per-node", type=int, required=True)
-    s.add_argument("--partition")
-    s.add_argument("--account")
-    s.add_argument("--qos")
-    s.add_argument("--time", default="24:00:00", help="HH:MM:SS")
-    s.add_argument("--cpus-per-task", type=int, default=10)
-    s.add_argument("--mem", help="memory per node, e.g. 480G")
-    s.add_argument("--job-name")
-    s.add_argument("--template", help="an sbatch template other than launch/slurm.sbatch")
+def launch_parser() -> argparse.ArgumentParser:
+    p = new_parser("jepa launch", "Render and submit distributed pretraining jobs: one process per GPU, checkpoints "
+                   "and requeue on preemption or at the time limit, resume with --ckpt_path auto.",
+                   ["jepa launch slurm --config configs/image/ijepa_vit_h14_in1k.yaml --nodes 2 --gpus-per-node 8"])
+    sub = add_subcommands(p, "launchers", dest="where")
+    s = add_subparser(sub, "slurm", "sbatch job: one task per GPU, auto-requeue on preemption and time limit",
+                      "Render launch/slurm.sbatch for a config and submit it with sbatch (or submitit).",
+                      ["jepa launch slurm --config configs/image/ijepa_vit_h14_in1k.yaml --nodes 2 --gpus-per-node 8 "
+                       "--partition learn --time 72:00:00 -- --data.train /datasets/imagenet/train",
+                       "jepa launch slurm --config quickstart --nodes 1 --gpus-per-node 1 --dry-run"])
+    s.add_argument("--config", required=True, help="a pretraining config: a path or a shipped config's name (required)")
+    s.add_argument("--nodes", type=int, required=True, help="nodes to allocate (required)")
+    s.add_argument("--gpus-per-node", type=int, required=True,
+                   help="GPUs (= tasks) per node; must match the config's trainer.devices (required)")
+    s.add_argument("--partition", help="SLURM partition (default: the cluster's)")
+    s.add_argument("--account", help="SLURM account (default: the user's)")
+    s.add_argument("--qos", help="SLURM quality of service (default: the cluster's)")
+    s.add_argument("--time", default="24:00:00", help="time limit, HH:MM:SS")
+    s.add_argument("--cpus-per-task", type=int, default=10, help="CPU cores per task (data workers)")
+    s.add_argument("--mem", help="memory per node, e.g. 480G (default: the cluster's)")
+    s.add_argument("--job-name", help="job name (default: jepa-<run folder name>)")
+    s.add_argument("--template", help="an sbatch template other than the shipped slurm.sbatch")
     s.add_argument("--submitit", action="store_true", help="submit through submitit instead of sbatch")
     s.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
     s.add_argument("extra", nargs=argparse.REMAINDER, help="-- then extra `jepa pretrain` overrides")
-    t = sub.add_parser("torchrun", help="torchrun on this node (run the same command on every node)")
-    t.add_argument("--config", required=True)
-    t.add_argument("--nnodes", type=int, default=1)
-    t.add_argument("--nproc-per-node", type=int, required=True)
+    t = add_subparser(sub, "torchrun", "torchrun on this node (run the same command on every node)",
+                      "Render launch/torchrun.sh for a config and run it here; on several nodes run it on each.",
+                      ["jepa launch torchrun --config configs/image/ijepa_vit_h14_in1k.yaml --nproc-per-node 8"])
+    t.add_argument("--config", required=True, help="a pretraining config: a path or a shipped config's name (required)")
+    t.add_argument("--nnodes", type=int, default=1, help="nodes taking part")
+    t.add_argument("--nproc-per-node", type=int, required=True, help="processes (GPUs) on this node (required)")
     t.add_argument("--rdzv-endpoint", default="localhost:29500", help="HOST:PORT of the rendezvous (node 0)")
-    t.add_argument("--rdzv-id")
-    t.add_argument("--template", help="a script template other than launch/torchrun.sh")
+    t.add_argument("--rdzv-id", help="rendezvous id (default: jepa-<run folder name>)")
+    t.add_argument("--template", help="a script template other than the shipped torchrun.sh")
     t.add_argument("--dry-run", action="store_true", help="print the script, run nothing")
     t.add_argument("extra", nargs=argparse.REMAINDER, help="-- then extra `jepa pretrain` overrides")
-    args = p.parse_args(argv)
+    return p
+
+
+def launch_main(argv: list[str]) -> int:
+    args = parse(launch_parser(), argv)
+    args.config = resolve_config(args.config)
     if args.where == "slurm":
         if not re.fullmatch(r"\d+:\d{2}:\d{2}", args.time):
             raise JEPAError(f"--time must be HH:MM:SS, got {args.time!r}")

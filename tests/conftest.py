@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 TINY_CONFIG = """\
 run_dir: {run_dir}
+report: false  # the tests draw report.png once, in test_report.py
 checkpoint_every_n_steps: {ckpt_every}
 trainer:
   max_steps: {steps}

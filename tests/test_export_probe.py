@@ -8,6 +8,7 @@ import torch
 from jepa.errors import JEPAError
 
 from conftest import write_tiny_config
+from test_pretrain import run_main
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +187,9 @@ def test_probe_command_with_baselines_writes_outputs_and_uses_the_cache(trained,
     assert report["results"]["pretrained"]["train_samples"] == 200
     assert (tmp_path / "out" / "confusion.png").stat().st_size > 1000
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 6  # 3 backbones x (train, val)
-    second = run_probe(*args)
+    refused = run_probe(*args)  # the results are there: replacing them takes --overwrite
+    assert refused.returncode == 2 and "pass --overwrite" in refused.stderr, refused.stderr[-2000:]
+    second = run_probe(*args, "--overwrite")
     assert second.returncode == 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["features_from_cache"] is True
     low = run_probe(*args[:-4], "--per-class", "2", "--out", str(tmp_path / "low"), "--cache-dir", str(tmp_path / "cache"))
@@ -210,24 +213,24 @@ def test_probe_bad_inputs_end_in_one_line(trained, tmp_path):
     flat.mkdir()
     for i in range(3):
         Image.new("RGB", (16, 16)).save(flat / f"{i}.png")
-    _one_line_error(run_probe("knn", "--encoder", str(export), "--train", str(flat), "--val", "builtin:shapes"),
+    _one_line_error(run_main("probe", "knn", "--encoder", str(export), "--train", str(flat), "--val", "builtin:shapes"),
                     "has no labels")
     for root, classes in (("tr", ("a", "b")), ("va", ("a", "b", "c"))):
         for c in classes:
             (tmp_path / root / c).mkdir(parents=True)
             for i in range(2):
                 Image.new("RGB", (16, 16), (i * 50, 0, 0)).save(tmp_path / root / c / f"{i}.png")
-    _one_line_error(run_probe("knn", "--encoder", str(export), "--train", str(tmp_path / "tr"),
+    _one_line_error(run_main("probe", "knn", "--encoder", str(export), "--train", str(tmp_path / "tr"),
                               "--val", str(tmp_path / "va"), "--cache-dir", str(tmp_path / "c")),
                     "class c is in --val but not in --train")
-    _one_line_error(run_probe("knn", "--encoder", str(export), "--train", "builtin:shapes", "--val", "builtin:shapes",
+    _one_line_error(run_main("probe", "knn", "--encoder", str(export), "--train", "builtin:shapes", "--val", "builtin:shapes",
                               "--image-size", "18"), "not a multiple of the encoder's patch size 4")
     small = tmp_path / "small" / "a"
     small.mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(small / "0.png")
-    _one_line_error(run_probe("knn", "--encoder", str(export), "--train", str(small.parent), "--val", str(small.parent)),
+    _one_line_error(run_main("probe", "knn", "--encoder", str(export), "--train", str(small.parent), "--val", str(small.parent)),
                     "images are 4x4 px but the encoder takes 16x16")
-    _one_line_error(run_probe("knn", "--encoder", str(tmp_path), "--train", "builtin:shapes", "--val", "builtin:shapes"),
+    _one_line_error(run_main("probe", "knn", "--encoder", str(tmp_path), "--train", "builtin:shapes", "--val", "builtin:shapes"),
                     "config.json does not exist")
 
 
@@ -248,7 +251,7 @@ def test_probe_skips_counts_and_reports_undecodable_images(trained, tmp_path):
             Image.new("RGB", (16, 16), (40 * i, 200 if c == "a" else 0, 0)).save(tmp_path / "imgs" / c / f"{i}.png")
     (tmp_path / "imgs" / "a" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     args = ["knn", "--encoder", str(export), "--train", str(tmp_path / "imgs"), "--val", str(tmp_path / "imgs"),
-            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--overwrite"]
     for _ in range(2):  # extracted, then from the cache: the count survives caching
         result = run_probe(*args)
         assert result.returncode == 0, result.stderr[-2000:]

@@ -17,6 +17,7 @@ from conftest import write_tiny_config
 
 WORLD_CONFIG = """\
 run_dir: {run_dir}
+report: false  # the tests draw report.png once, in test_report.py
 checkpoint_every_n_steps: 3
 trainer:
   max_steps: 6
@@ -156,7 +157,7 @@ def test_plan_reports_four_arms_and_writes_pictures(setup, tmp_path, capsys):
     assert main(["world", "--config", str(world_config(tmp_path, setup))]) == 0
     out = tmp_path / "plan"
     code = main(["plan", "--encoder", str(setup["encoder"]), "--world", str(tmp_path / "run" / "world"),
-                 "--episodes", "2", "--budget", "3", "--samples", "16", "--iterations", "2",
+                 "--episodes", "2", "--steps", "3", "--samples", "16", "--iterations", "2",
                  "--keep-out", "0.7", "0.7", "0.8", "0.8", "--margin", "0.05", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "plan.json").read_text())
@@ -176,7 +177,7 @@ def test_plan_reports_four_arms_and_writes_pictures(setup, tmp_path, capsys):
     (["--arms", "world_model"], "needs --encoder and --world"),
 ])
 def test_plan_bad_input_is_one_line(args, message, tmp_path, capsys):
-    code = main(["plan", "--episodes", "1", "--budget", "1", "--out", str(tmp_path), *args])
+    code = main(["plan", "--episodes", "1", "--steps", "1", "--out", str(tmp_path), *args])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
@@ -236,7 +237,7 @@ def test_plan_keep_out_with_the_probe_margin_plays_episodes_clear_of_it(setup, t
 
     assert main(["world", "--config", str(world_config(tmp_path, setup))]) == 0
     world_dir = tmp_path / "run" / "world"
-    base = ["plan", "--encoder", str(setup["encoder"]), "--world", str(world_dir), "--episodes", "2", "--budget", "2",
+    base = ["plan", "--encoder", str(setup["encoder"]), "--world", str(world_dir), "--episodes", "2", "--steps", "2",
             "--samples", "16", "--iterations", "1", "--keep-out", "0.7", "0.7", "0.8", "0.8", "--out", str(tmp_path / "p")]
     assert main([*base, "--margin", "0.15"]) == 0
     report = json.loads((tmp_path / "p" / "plan.json").read_text())

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import write_json_atomic
 from ..contract import ARCH_KEYS, build_encoder
 from ..data.spec import Data, open_data
 from ..data.video.clips import ClipSampling
@@ -24,43 +25,6 @@ from .features import Features, default_cache_dir, extract_features, low_shot_in
 from .knn import knn_predict
 from .linear import fit_linear_grid
 from .report import confusion_matrix, format_table, save_confusion_png
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="jepa probe", description="Evaluate a frozen exported encoder.")
-    p.add_argument("kind", choices=("linear", "attentive", "knn"))
-    p.add_argument("--encoder", required=True, help="folder written by jepa export")
-    p.add_argument("--train", required=True, help="labelled DATA spec to fit the probe on")
-    p.add_argument("--val", required=True, help="labelled DATA spec to score on")
-    p.add_argument("--out", help="output folder (default: <encoder>/probe-<kind>)")
-    p.add_argument("--baselines", action="store_true",
-                   help="also probe random weights and raw pixels; for clips also the pretrained encoder fed "
-                   "clips whose frames are all the first frame (what a probe reads without motion)")
-    shots = p.add_mutually_exclusive_group()
-    shots.add_argument("--fraction", type=float, help="low-shot: this fraction of each training class")
-    shots.add_argument("--per-class", type=int, help="low-shot: this many training samples per class")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, help="probe resolution (default: the encoder's)")
-    p.add_argument("--frames", type=int, help="video data: frames per clip (default: as the encoder was trained)")
-    p.add_argument("--frame-step", type=int,
-                   help="video data: source frames between clip frames (default: as the encoder was trained, else 4)")
-    p.add_argument("--fps", type=float, help="video data: sample clips at this rate instead of --frame-step")
-    p.add_argument("--max-train", type=int, help="use at most this many training samples")
-    p.add_argument("--max-val", type=int, help="use at most this many validation samples")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--cache-dir", default=None, help=f"feature cache (default {default_cache_dir()})")
-    p.add_argument("--epochs", type=int, default=None, help="probe training epochs (linear 50, attentive 20)")
-    p.add_argument("--select", choices=("val", "holdout"), default="val",
-                   help="how the linear probe's setting (pooling, lr, weight decay) is chosen: val = best on the "
-                   "scored split (optimistic); holdout = best on a held-out 10%% of the training features, trained "
-                   "on the other 90%% (never looks at the scored split)")
-    p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
-    p.add_argument("--wds", type=float, nargs="+", default=[0.0, 1e-4, 1e-3])
-    p.add_argument("--k", type=int, default=20)
-    p.add_argument("--temperature", type=float, default=0.07)
-    return p.parse_args(argv)
 
 
 def _peek(data: Data) -> tuple[tuple[int, int] | None, int | None]:
@@ -145,7 +109,7 @@ def _run_linear(tr: Features, va: Features, num_classes: int, args) -> list[dict
     for pooling in ("avg", "avg4"):
         x_tr, x_va = (tr.pooled, va.pooled) if pooling == "avg" else (tr.pooled4, va.pooled4)
         heads = fit_linear_grid(x_tr[train_idx], tr.labels[train_idx], num_classes, tuple(args.lrs), tuple(args.wds),
-                                epochs=args.epochs or 50, seed=args.seed, stop_check=raise_if_stop_requested)
+                                epochs=args.epochs, seed=args.seed, stop_check=raise_if_stop_requested)
         accs = heads.accuracies(x_va, va.labels)
         sel = heads.accuracies(x_tr[sel_idx], tr.labels[sel_idx]) if args.select == "holdout" else accs
         logits = heads.logits(x_va)
@@ -162,9 +126,9 @@ def _run(kind: str, tr: Features, va: Features, num_classes: int, args) -> list[
         pred = knn_predict(tr.pooled, tr.labels, va.pooled, num_classes, args.k, args.temperature).argmax(-1)
         acc = (pred == va.labels).float().mean().item()
         return [{"k": args.k, "temperature": args.temperature, "val_acc": acc, "_pred": pred}]
-    probe = train_attentive_probe(tr.tokens.float(), tr.labels, num_classes, epochs=args.epochs or 20, seed=args.seed)
+    probe = train_attentive_probe(tr.tokens.float(), tr.labels, num_classes, epochs=args.epochs, seed=args.seed)
     pred = attentive_scores(probe, va.tokens.float()).argmax(-1)
-    return [{"epochs": args.epochs or 20, "val_acc": (pred == va.labels).float().mean().item(), "_pred": pred}]
+    return [{"epochs": args.epochs, "val_acc": (pred == va.labels).float().mean().item(), "_pred": pred}]
 
 
 def _setting(kind: str, row: dict[str, Any]) -> str:
@@ -175,8 +139,8 @@ def _setting(kind: str, row: dict[str, Any]) -> str:
     return f"{row['epochs']} epochs"
 
 
-def probe_main(argv: list[str]) -> int:
-    args = parse_args(argv)
+def probe_main(args: argparse.Namespace, argv: list[str]) -> int:
+    """``jepa probe`` with its arguments read (``jepa.eval.probe_args``); ``argv`` as typed, for summary.json."""
     # A stop signal ends the probe between batches or epochs; data workers ignore it.
     with stop_signals("stopping at the next batch or epoch"):
         try:
@@ -219,6 +183,8 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
     classes = list(train_data.classes) if train_data.classes else None
     remap = label_remap(train_data, val_data)
     out_dir = Path(args.out or Path(args.encoder) / f"probe-{args.kind}")
+    if (out_dir / "probe.json").exists() and not args.overwrite:
+        raise JEPAError(f"{out_dir} already holds a probe.json: pass --overwrite to replace it, or another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     normalization = (enc.mean, enc.std)
     common = dict(image_size=image_size, patch_size=enc.patch_size, normalization=normalization,
@@ -266,11 +232,11 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
                       else "best setting on the validation split (the full grid is listed)"),
         "results": results,
     }
-    (out_dir / "probe.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(out_dir / "probe.json", report)
     summary = {"command": " ".join(["jepa", "probe", *argv]), "wall_time_s": round(time.perf_counter() - t0, 2),
                "features_from_cache": cached_any, "headline": {r["backbone"]: r["val_acc"] for r in table},
                "skipped_inputs": {"count": len(skipped), "examples": skipped[:20]}}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json_atomic(out_dir / "summary.json", summary)
     print(format_table(table))
     if skipped:
         print(f"skipped {len(skipped)} inputs that failed to load (listed in summary.json)", file=sys.stdout)

@@ -1,80 +1,207 @@
-"""The ``jepa world`` and ``jepa plan`` commands (argument parsing only; the work is elsewhere)."""
+"""The ``jepa world`` and ``jepa plan`` commands: their arguments and help, answered without
+importing torch; the work is imported once the arguments are read."""
 
 from __future__ import annotations
 
 import argparse
 
+from ..commandline import add_output, add_subcommands, add_subparser, new_parser, output_of, parse
 from ..errors import JEPAError
+from ..train.commands import RUN_OPTIONS, config_argv, wants_help
+
+WORLD_SUBCOMMANDS = {
+    "episodes": "write Two-Rooms exploration episodes as episode shards (Push-T format)",
+    "frames": "write the frames of episode shards as image shards (the encoder's pretraining data)",
+    "perception": "compare pooling grids and blurs of a frozen encoder for planning",
+}
+
+WORLD_HELP = f"""\
+usage: jepa world --config FILE [--out DIR] [--ckpt_path auto|last|PATH] [--KEY VALUE ...]
+       jepa world {{{",".join(WORLD_SUBCOMMANDS)}}} ...
+
+Train an action-conditioned world model on a frozen encoder's representations of episodes (frames,
+actions, states), with the run folder of jepa pretrain; writes <run_dir>/world for jepa plan, the
+held-out open-loop error and a position probe.
+
+commands (jepa world COMMAND --help for each):
+{chr(10).join(f"  {name:<11} {text}" for name, text in WORLD_SUBCOMMANDS.items())}
+
+{RUN_OPTIONS}
+
+config keys (--GROUP.KEY VALUE on the command line, a mapping in the YAML):
+  model.predictor.*     width, depth, heads, history (frames looked back over), mlp_ratio
+  model.*               rollout_steps, rollout_weight, lr, weight_decay, warmup_steps, seed
+  data.*                train (episode shards), encoder (a jepa export folder), grid, blur, batch_size,
+                        val_fraction, max_episodes, cache_dir
+  trainer.*             max_steps, accelerator, devices, precision, logger, callbacks (Lightning's Trainer)
+
+every key with its help and the config's value (imports torch, a few seconds):
+  jepa world --config FILE --help
+
+example:
+  jepa world --config configs/planning/two_rooms_world.yaml --out runs/two_rooms/world"""
+
+PLAN_EXAMPLES = ["jepa plan --encoder runs/two_rooms/encoder_export --world runs/two_rooms/world/world",
+                 "jepa plan --encoder E --world W --arms simulator world_model --keep-out 0.72 0.2 0.82 0.32",
+                 "jepa plan pipeline --out runs/two_rooms"]
 
 
-def episodes_main(argv: list[str]) -> int:
-    from .envs.two_rooms import TwoRoomsConfig
-    from .episodes import POLICIES, write_episodes
+def episodes_parser(parser: argparse.ArgumentParser) -> None:
+    add_output(parser, "OUT_PATTERN", "shard paths with one printf number, e.g. runs/two_rooms/episodes/ep-%%06d.tar")
+    parser.add_argument("--episodes", type=int, default=400, help="episodes to write")
+    parser.add_argument("--length", type=int, default=100, help="steps per episode")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (episode i uses seed + i)")
+    parser.add_argument("--policy", choices=("noisy", "random"), default="noisy",
+                        help="noisy: a heading that drifts (crosses the door often); random: i.i.d. actions")
+    parser.add_argument("--overwrite", action="store_true", help="replace shards already matching OUT_PATTERN")
 
-    p = argparse.ArgumentParser(prog="jepa world episodes",
-                                description="Write offline Two-Rooms episodes as episode shards (Push-T format).")
-    p.add_argument("out_pattern", help="shard paths with one printf number, e.g. runs/two_rooms/episodes/ep-%%06d.tar")
-    p.add_argument("--episodes", type=int, default=400)
-    p.add_argument("--length", type=int, default=100, help="steps per episode")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--policy", choices=POLICIES, default="noisy")
-    p.add_argument("--overwrite", action="store_true")
-    args = p.parse_args(argv)
+
+def frames_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("episodes", help="episode shards, e.g. ../shared/data/pusht/pusht-{000000..000003}.tar")
+    add_output(parser, "OUT_PATTERN", "image shard paths with one printf number, e.g. runs/pusht/frames/f-%%06d.tar")
+    parser.add_argument("--every", type=int, default=1, help="keep every k-th frame")
+    parser.add_argument("--overwrite", action="store_true", help="replace shards already matching OUT_PATTERN")
+
+
+def perception_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--encoder", required=True, help="folder written by jepa export (required)")
+    parser.add_argument("--episodes", required=True, help="episode shards with state.npy (required)")
+    parser.add_argument("--grid", type=int, nargs="+", default=[1, 2, 4], help="pooling grids to compare")
+    parser.add_argument("--blur", type=float, nargs="+", default=[0.0, 2.0, 4.0],
+                        help="Gaussian blur sigmas (pixels) to compare")
+    parser.add_argument("--max-episodes", type=int, default=100, help="episodes read (the last 20%% judge the probe)")
+
+
+def world_tools_parser() -> argparse.ArgumentParser:
+    parser = new_parser("jepa world", "Data and measurements for world models (training: jepa world --config FILE).",
+                        ["jepa world episodes --out 'runs/two_rooms/episodes/episodes-%06d.tar' --episodes 400"])
+    subs = add_subcommands(parser)
+    build = {"episodes": episodes_parser, "frames": frames_parser, "perception": perception_parser}
+    examples = {
+        "episodes": ["jepa world episodes 'runs/two_rooms/episodes/episodes-%06d.tar' --episodes 400 --length 100"],
+        "frames": ["jepa world frames runs/two_rooms/episodes/episodes-000000.tar "
+                   "'runs/two_rooms/frames/frames-%06d.tar' --every 4"],
+        "perception": ["jepa world perception --encoder runs/two_rooms/encoder_export "
+                       "--episodes runs/two_rooms/episodes/episodes-000000.tar"],
+    }
+    for name, summary in WORLD_SUBCOMMANDS.items():
+        build[name](add_subparser(subs, name, summary, summary[0].upper() + summary[1:] + ".", examples[name]))
+    return parser
+
+
+def world_main(argv: list[str]) -> int:
+    if argv and argv[0] in WORLD_SUBCOMMANDS:
+        args = parse(world_tools_parser(), argv)
+        return {"episodes": _episodes, "frames": _frames, "perception": _perception}[args.command](args)
+    if wants_help(argv):
+        print(WORLD_HELP)
+        return 0
+    from .world_cli import world
+
+    return world(config_argv(argv))
+
+
+def _episodes(args: argparse.Namespace) -> int:
+    out = output_of(args, "jepa world episodes", "OUT_PATTERN")
     if args.episodes < 1 or args.length < 2:
         raise JEPAError("--episodes must be >= 1 and --length >= 2")
-    report = write_episodes(args.out_pattern, args.episodes, args.length, args.seed, TwoRoomsConfig(), args.policy,
-                            overwrite=args.overwrite)
-    print(report.summary())
+    from .envs.two_rooms import TwoRoomsConfig
+    from .episodes import write_episodes
+
+    print(write_episodes(out, args.episodes, args.length, args.seed, TwoRoomsConfig(), args.policy,
+                         overwrite=args.overwrite).summary())
     return 0
 
 
-def frames_main(argv: list[str]) -> int:
+def _frames(args: argparse.Namespace) -> int:
+    out = output_of(args, "jepa world frames", "OUT_PATTERN")
     from .frames import frames_to_image_shards
 
-    p = argparse.ArgumentParser(prog="jepa world frames",
-                                description="Write the frames of episode shards as image shards (encoder pretraining data).")
-    p.add_argument("episodes", help="episode shards, e.g. ../shared/data/pusht/pusht-{000000..000003}.tar")
-    p.add_argument("out_pattern", help="image shard paths with one printf number, e.g. runs/pusht/frames/frames-%%06d.tar")
-    p.add_argument("--every", type=int, default=1, help="keep every k-th frame")
-    p.add_argument("--overwrite", action="store_true")
-    args = p.parse_args(argv)
-    print(frames_to_image_shards(args.episodes, args.out_pattern, every=args.every, overwrite=args.overwrite).summary())
+    print(frames_to_image_shards(args.episodes, out, every=args.every, overwrite=args.overwrite).summary())
     return 0
 
 
-def perception_main(argv: list[str]) -> int:
+def _perception(args: argparse.Namespace) -> int:
     from .perception_bench import score_perceptions, table
 
-    p = argparse.ArgumentParser(prog="jepa world perception",
-                                description="Compare representations (pooling grid x blur) of a frozen encoder for "
-                                "planning: held-out position-probe error and how distances order positions.")
-    p.add_argument("--encoder", required=True, help="folder written by jepa export")
-    p.add_argument("--episodes", required=True, help="episode shards with state.npy")
-    p.add_argument("--grid", type=int, nargs="+", default=[1, 2, 4])
-    p.add_argument("--blur", type=float, nargs="+", default=[0.0, 2.0, 4.0], help="Gaussian sigmas in pixels")
-    p.add_argument("--max-episodes", type=int, default=100)
-    args = p.parse_args(argv)
     print(table(score_perceptions(args.encoder, args.episodes, args.grid, args.blur, args.max_episodes)))
     return 0
 
 
-def world_main(argv: list[str]) -> int:
-    if argv and argv[0] == "perception":
-        return perception_main(argv[1:])
-    if argv and argv[0] == "episodes":
-        return episodes_main(argv[1:])
-    if argv and argv[0] == "frames":
-        return frames_main(argv[1:])
-    from .world_cli import world
+def add_scoring(parser: argparse.ArgumentParser) -> None:
+    """The goal energy's settings, shared by jepa plan and jepa plan pipeline."""
+    parser.add_argument("--energy", choices=("latent", "probe"), default="latent",
+                        help="goal energy of the world model: latent (mean squared distance between the imagined and "
+                        "goal representations in standard units, as DINO-WM) or probe (between the positions the "
+                        "position probe reads from them)")
+    parser.add_argument("--goal", choices=("final", "sum"), default="sum",
+                        help="score the goal distance at the last imagined step (final, DINO-WM) or summed over "
+                        "every step, step t weighted by discount**t (sum: arriving sooner costs less)")
+    parser.add_argument("--discount", type=float, default=2.0,
+                        help="per-step weight factor of --goal sum; above 1 later steps count more, so a detour "
+                        "(through the door) is not traded for standing closer to the goal at the wall")
+    parser.add_argument("--steps", type=int, default=40, help="environment steps per evaluation episode (its budget)")
 
-    return world(argv)
+
+def plan_parser() -> argparse.ArgumentParser:
+    parser = new_parser(
+        "jepa plan", "Evaluate the planning agent on Two-Rooms: random, greedy, CEM on the true simulator and CEM on\n"
+        "the learned world model over the same seeded episodes; writes plan.json, trajectories.png and energy.png.\n\n"
+        "commands:\n  pipeline    episodes -> encoder -> world model -> this evaluation, in one command "
+        "(jepa plan pipeline --help)", PLAN_EXAMPLES)
+    parser.add_argument("--encoder", help="encoder folder written by jepa export (the world model's perception; "
+                        "needed by the world_model arm)")
+    parser.add_argument("--world", help="world-model folder written by jepa world (<run_dir>/world; needed by the "
+                        "world_model arm)")
+    parser.add_argument("--env", default="two-rooms", help="the environment to plan in")
+    parser.add_argument("--episodes", type=int, default=50, help="seeded episodes per arm")
+    parser.add_argument("--seed", type=int, default=0, help="first episode seed")
+    parser.add_argument("--horizon", type=int, default=5, help="imagined steps per plan")
+    parser.add_argument("--execute", type=int, default=1, help="actions executed per plan (MPC)")
+    parser.add_argument("--planner", choices=("cem", "mppi", "gradient"), default="cem", help="the planner")
+    parser.add_argument("--samples", type=int, default=300, help="CEM/MPPI samples per iteration")
+    parser.add_argument("--iterations", type=int, default=30, help="CEM/MPPI iterations (gradient: 3x as many steps)")
+    parser.add_argument("--arms", nargs="+", default=["random", "greedy", "simulator", "world_model"],
+                        choices=("random", "greedy", "simulator", "world_model"), help="the agents to evaluate")
+    parser.add_argument("--keep-out", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), default=None,
+                        help="a region the agent must never enter (world units, y up; default: none)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="keep-out safety margin of the world model (default: the position probe's 99%% error "
+                        "plus half a step)")
+    add_scoring(parser)
+    parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: <world>/plan, or runs/plan)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a plan.json already in the output folder")
+    return parser
+
+
+def pipeline_parser() -> argparse.ArgumentParser:
+    parser = new_parser(
+        "jepa plan pipeline", "The whole Two-Rooms agent from nothing: episodes -> frame shards -> encoder (jepa "
+        "pretrain) -> export -> world model (jepa world) -> jepa plan. Each stage is skipped when its result is "
+        "there, so a stopped pipeline continues where it was.",
+        ["jepa plan pipeline --out runs/two_rooms", "jepa plan pipeline --out runs/two_rooms_probe --energy probe"])
+    parser.add_argument("--out", default="runs/two_rooms", metavar="DIR", help="folder for every stage's output")
+    parser.add_argument("--size", choices=("full", "tiny"), default="full",
+                        help="full: the documented figures; tiny: seconds, for tests")
+    add_scoring(parser)
+    return parser
+
+
+# jepa plan's --budget was its environment-step budget; in jepa pretrain --budget is wall-clock time.
+RENAMED = {"--budget": "--steps (environment steps per episode)"}
+
+
+def parse_plan(argv: list[str]) -> argparse.Namespace:
+    return parse(plan_parser(), argv, renamed=RENAMED)
 
 
 def plan_command(argv: list[str]) -> int:
     if argv and argv[0] == "pipeline":
-        from .pipeline import pipeline_main
+        args = parse(pipeline_parser(), argv[1:], renamed=RENAMED)
+        from .pipeline import run_pipeline
 
-        return pipeline_main(argv[1:])
+        return run_pipeline(args)
+    args = parse_plan(argv)
     from .plan_cli import plan_main
 
-    return plan_main(argv)
+    return plan_main(args)

@@ -14,23 +14,23 @@ from pathlib import Path
 
 from ..errors import JEPAError
 from ..export import export_checkpoint
+from ..shipped import shipped_config
 from ..train.run import pretrain
+from .commands import parse_plan
 from .envs.two_rooms import TwoRoomsConfig
 from .episodes import write_episodes
 from .frames import frames_to_image_shards
 from .plan_cli import plan_main
 from .world_cli import world
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "planning"
-
 # (episodes, steps per episode, encoder steps, world-model steps, evaluation episodes)
 SIZES = {"full": (400, 100, 600, 3000, 50), "tiny": (12, 24, 4, 6, 2)}
 
 
 def _config(name: str) -> str:
-    path = CONFIGS / name
-    if not path.is_file():
-        raise JEPAError(f"{path} does not exist: jepa plan pipeline reads the configs of the repository checkout")
+    path = shipped_config(f"planning/{name}")
+    if path is None:
+        raise JEPAError(f"the shipped config planning/{name} is missing: reinstall jepa")
     return str(path)
 
 
@@ -40,21 +40,13 @@ def _ran(code: int, what: str) -> None:
                         "to continue")
 
 
-def pipeline_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="jepa plan pipeline",
-                                description="Episodes -> encoder -> world model -> planning evaluation on Two-Rooms.")
-    p.add_argument("--out", default="runs/two_rooms", help="folder for every stage's output")
-    p.add_argument("--size", choices=tuple(SIZES), default="full",
-                   help="full: the README's figures; tiny: seconds, for tests")
-    p.add_argument("--energy", choices=("latent", "probe"), default="latent", help="see jepa plan --help")
-    p.add_argument("--goal", choices=("final", "sum"), default="sum", help="see jepa plan --help")
-    p.add_argument("--discount", type=float, default=2.0, help="see jepa plan --help")
-    p.add_argument("--budget", type=int, default=40, help="environment steps per evaluation episode")
-    args = p.parse_args(argv)
+def run_pipeline(args: argparse.Namespace) -> int:
+    """``jepa plan pipeline`` with its arguments read (``jepa.planning.commands.pipeline_parser``)."""
     n_episodes, length, enc_steps, world_steps, eval_episodes = SIZES[args.size]
     out = Path(args.out)
     t0 = time.perf_counter()
     times: dict[str, float] = {}
+    report = ["--report", "false"] if args.size == "tiny" else []
 
     def stage(name: str) -> None:
         times[name] = round(time.perf_counter() - t0 - sum(times.values()), 1)
@@ -74,7 +66,7 @@ def pipeline_main(argv: list[str]) -> int:
         run = out / "encoder"
         resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
         _ran(pretrain(["--config", _config("two_rooms_encoder.yaml"), "--data.train", str(frames), "--run_dir", str(run),
-                       "--trainer.max_steps", str(enc_steps), *resume]), "encoder")
+                       "--trainer.max_steps", str(enc_steps), *report, *resume]), "encoder")
         export_checkpoint(run / "checkpoints" / "last.ckpt", export)
     stage("encoder")
     world_dir = out / "world" / "world"
@@ -84,14 +76,15 @@ def pipeline_main(argv: list[str]) -> int:
         run = out / "world"
         resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
         _ran(world(["--config", _config("two_rooms_world.yaml"), "--data.train", str(episodes), "--data.encoder",
-                    str(export), "--run_dir", str(run), "--trainer.max_steps", str(world_steps), *resume]), "world model")
+                    str(export), "--run_dir", str(run), "--trainer.max_steps", str(world_steps), *report, *resume]),
+             "world model")
     stage("world model")
     plan_args = ["--encoder", str(export), "--world", str(world_dir), "--episodes", str(eval_episodes),
-                 "--budget", str(args.budget), "--energy", args.energy, "--goal", args.goal,
-                 "--discount", str(args.discount), "--out", str(out / "plan")]
+                 "--steps", str(args.steps), "--energy", args.energy, "--goal", args.goal,
+                 "--discount", str(args.discount), "--out", str(out / "plan"), "--overwrite"]
     if args.size == "tiny":
         plan_args += ["--samples", "20", "--iterations", "2"]
-    _ran(plan_main(plan_args), "planning")
+    _ran(plan_main(parse_plan(plan_args)), "planning")
     stage("planning")
     total = round(time.perf_counter() - t0, 1)
     (out / "pipeline.json").write_text(json.dumps({"size": args.size, "stages_s": times, "total_s": total}, indent=2))

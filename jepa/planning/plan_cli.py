@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,50 +12,18 @@ import torch
 
 from ..atomic import write_json_atomic
 from ..errors import JEPAError
+from ..progress import Progress
 from ..stopping import raise_if_stop_requested, stop_signals
 from .agent import AgentSettings
 from .costs import GoalEnergy
 from .envs.two_rooms import TwoRoomsConfig, make_env
-from .evaluate import ARMS, GoalSettings, LearnedAgent, evaluate
+from .evaluate import GoalSettings, LearnedAgent, evaluate
 from .perception import Perception
 from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
 from .plots import plot_energy, plot_trajectories
 from .simulator import SimulatorDynamics
 from .world_export import load_position_probe, load_world_model, read_world_config
 from .world_model import LatentContext, LatentDynamics
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jepa plan", description="Evaluate the planning agent on Two-Rooms.")
-    p.add_argument("--encoder", help="encoder folder written by jepa export (the world model's perception)")
-    p.add_argument("--world", help="world-model folder written by jepa world (<run_dir>/world)")
-    p.add_argument("--env", default="two-rooms", help="environment (two-rooms)")
-    p.add_argument("--episodes", type=int, default=50, help="seeded episodes per arm")
-    p.add_argument("--seed", type=int, default=0, help="first episode seed")
-    p.add_argument("--budget", type=int, default=40, help="environment steps per episode")
-    p.add_argument("--horizon", type=int, default=5)
-    p.add_argument("--execute", type=int, default=1, help="actions executed per plan (MPC)")
-    p.add_argument("--planner", choices=("cem", "mppi", "gradient"), default="cem")
-    p.add_argument("--samples", type=int, default=300, help="CEM/MPPI samples")
-    p.add_argument("--iterations", type=int, default=30, help="CEM/MPPI iterations (gradient: steps)")
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
-    p.add_argument("--keep-out", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), default=None,
-                   help="a region the agent must never enter (world units, y up)")
-    p.add_argument("--margin", type=float, default=None,
-                   help="keep-out safety margin for the world model (default: the position probe's 99%% error "
-                   "plus half a step)")
-    p.add_argument("--energy", choices=("latent", "probe"), default="latent",
-                   help="goal energy of the world model: latent (mean squared distance between the imagined and "
-                   "goal representations in standard units, as DINO-WM) or probe (between the positions the position probe reads "
-                   "from them)")
-    p.add_argument("--goal", choices=("final", "sum"), default="sum",
-                   help="planning arms score the goal distance at the last imagined step (final, DINO-WM) or "
-                   "summed over every step, step t weighted by discount**t (sum: arriving sooner costs less)")
-    p.add_argument("--discount", type=float, default=2.0,
-                   help="per-step weight factor of --goal sum; above 1 the later steps count more, so a detour "
-                   "(through the door) is not traded for standing closer to the goal at the wall")
-    p.add_argument("--out", default=None, help="output folder (default: <world>/plan, or runs/plan)")
-    return p
 
 
 def make_planner(args: argparse.Namespace, seed: int):
@@ -95,10 +62,10 @@ def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.T
     return out
 
 
-def plan_main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
-    if args.episodes < 1 or args.budget < 1:
-        raise JEPAError("--episodes and --budget must be >= 1")
+def plan_main(args: argparse.Namespace) -> int:
+    """``jepa plan`` with its arguments read (``jepa.planning.commands.plan_parser``)."""
+    if args.episodes < 1 or args.steps < 1:
+        raise JEPAError("--episodes and --steps must be >= 1")
     if not args.discount > 0:
         raise JEPAError(f"--discount must be > 0, got {args.discount}")
     half_step = TwoRoomsConfig().max_action_norm / 2
@@ -123,29 +90,29 @@ def plan_main(argv: list[str]) -> int:
         raise JEPAError(f"{args.env}: {exn}") from None
     env = make_env(args.env, config=cfg)
     out = Path(args.out or (Path(args.world) / "plan" if args.world else "runs/plan"))
+    if (out / "plan.json").exists() and not args.overwrite:
+        raise JEPAError(f"{out} already holds a plan.json: pass --overwrite to replace it, or another --out")
     out.mkdir(parents=True, exist_ok=True)
-    settings = AgentSettings(horizon=args.horizon, execute_k=args.execute, step_budget=args.budget)
+    settings = AgentSettings(horizon=args.horizon, execute_k=args.execute, step_budget=args.steps)
     seeds = list(range(args.seed, args.seed + args.episodes))
     counter = iter(range(10**9))
-    total = len(seeds) * len(args.arms)
+    bar = Progress(len(seeds) * len(args.arms), "episodes")
 
     def progress(arm: str, done: int) -> None:
         raise_if_stop_requested()
-        k = next(counter) + 1
-        bar = "#" * (30 * k // total)
-        print(f"\r[{bar:<30}] {k}/{total} episodes ({arm} {done}/{len(seeds)})", end="", file=sys.stderr, flush=True)
+        bar.update(next(counter) + 1, f"{arm} {done}/{len(seeds)}")
 
     with stop_signals("stopping after the current episode"):
         runs = evaluate(env, seeds, args.arms, lambda: make_planner(args, 0), settings, agent,
                         margin=half_step, scoring=GoalSettings(args.goal, args.discount), progress=progress)
-    print(file=sys.stderr)
+    bar.close()
     goals = {}
     for s in seeds:
         _, info = env.reset(seed=s)
         goals[s] = torch.as_tensor(info["goal"])
     report = {
         "env": {"name": args.env, **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}},
-        "settings": {"episodes": args.episodes, "seed": args.seed, "budget": args.budget, "horizon": args.horizon,
+        "settings": {"episodes": args.episodes, "seed": args.seed, "steps": args.steps, "horizon": args.horizon,
                      "execute": args.execute, "planner": args.planner, "samples": args.samples,
                      "iterations": args.iterations, "world": args.world, "encoder": args.encoder,
                      "margin": agent.probe_margin if agent else None,

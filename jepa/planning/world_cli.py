@@ -6,25 +6,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser
 
 from ..atomic import write_json_atomic
 from ..errors import JEPAError
 from ..stopping import RunAborted, exit_code, stop_signals
-from ..train.checkpointing import CheckpointWriteError, LastCheckpoint
+from ..train.checkpointing import CheckpointWriteError
 from ..train.config_errors import config_error_line
-from ..train.graceful_stop import StopOnSignal, continue_command, stop_of
+from ..train.graceful_stop import continue_command, stop_of
 from ..train.lightning_cli import checkpoints_in, resolve_ckpt
-from ..train.metrics_log import RunCSVLogger
-from ..train.run import quiet_lightning
-from ..train.summary import RunSummary, failure_status
+from ..train.run import quiet_lightning, write_run_report
+from ..train.run_cli import RunCLI
+from ..train.summary import failure_status
 from .costs import PositionProbe
 from .latent_eval import open_loop_errors
 from .world_data import EncodedEpisodes, WorldDataModule
@@ -35,21 +34,17 @@ from .world_module import WorldModelModule
 ARCH_KEYS = ("predictor", "rep_dim", "action_dim", "grid", "blur", "encoder_id")
 
 
-class WorldCLI(LightningCLI):
+class WorldCLI(RunCLI):
+    """``jepa world``: the run folder of RunCLI over the world model and its episode data."""
+
+    command = "world"
+    default_run_dir = "runs/world"
+
     def __init__(self, args: list[str] | None = None) -> None:
-        self.jepa_argv = ["world", *(args or [])]
-        super().__init__(
-            WorldModelModule, WorldDataModule, args=args, run=False, seed_everything_default=0,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"exit_on_error": False, "prog": "jepa world", "default_env": False, "allow_abbrev": False},
-        )
+        super().__init__(WorldModelModule, WorldDataModule, args=args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--run_dir", type=str, default="runs/world",
-                            help="where config.yaml, checkpoints/, metrics.csv, summary.json and world/ go")
-        parser.add_argument("--ckpt_path", type=str | None, default=None,
-                            help="resume: 'last' (<run_dir>/checkpoints/last.ckpt), 'auto' (the newest if any) or a path")
-        parser.add_argument("--checkpoint_every_n_steps", type=int, default=500)
+        super().add_arguments_to_parser(parser)
         parser.link_arguments("data", "model.rep_dim", compute_fn=lambda d: d.rep_dim, apply_on="instantiate")
         parser.link_arguments("data", "model.action_dim", compute_fn=lambda d: d.action_dim, apply_on="instantiate")
         parser.link_arguments("data", "model.encoder_id", compute_fn=lambda d: d.encoder_id, apply_on="instantiate")
@@ -62,30 +57,17 @@ class WorldCLI(LightningCLI):
         parser.link_arguments("data.blur", "model.blur")
 
     def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
         run_dir = str(self.config["run_dir"])
         self.resume_from = resolve_ckpt(self.config["ckpt_path"], run_dir)
-        if self.config["ckpt_path"] is None and checkpoints_in(run_dir):
-            raise JEPAError(f"{run_dir} already holds a run: resume it with --ckpt_path auto, or give another --run_dir")
+        self.refuse_existing_run(checkpoints_in(run_dir) if self.config["ckpt_path"] is None else [], None)
         steps = self.config["trainer"].get("max_steps")
         if steps is None or steps <= 0:
             raise JEPAError("set trainer.max_steps (> 0): the learning-rate schedule is derived from it")
 
     def instantiate_trainer(self, **kwargs: Any):  # type: ignore[override]
-        cfg = self.config_init
-        run_dir = str(cfg["run_dir"])
-        os.makedirs(run_dir, exist_ok=True)
         start = check_resume(self.resume_from, dict(self.model.hparams)) if self.resume_from else None
-        trainer_cfg = dict(cfg["trainer"])
-        trainer_cfg.setdefault("precision", "32-true")
-        if trainer_cfg.get("logger") in (None, True):
-            trainer_cfg["logger"] = RunCSVLogger(run_dir, resume_step=start)
-        trainer_cfg["default_root_dir"] = run_dir
-        trainer_cfg["use_distributed_sampler"] = False
-        trainer_cfg["callbacks"] = [*(trainer_cfg.get("callbacks") or []), StopOnSignal(),
-                                    LastCheckpoint(run_dir, cfg["checkpoint_every_n_steps"]),
-                                    RunSummary(run_dir, batch_size=self.datamodule.batch_size, argv=self.jepa_argv)]
-        extra = [self._get(cfg, c) for c in self._parser(self.subcommand).callback_keys]
-        return self._instantiate_trainer({**trainer_cfg, **kwargs}, extra)
+        return self.instantiate_run_trainer(self.run_trainer_config(start, []), **kwargs)
 
 
 def check_resume(ckpt_path: str, hparams: dict[str, Any]) -> int:
@@ -117,7 +99,7 @@ def world(args: list[str]) -> int:
         except (JEPAError, SystemExit, KeyboardInterrupt, RunAborted):
             raise
         except Exception as exn:
-            raise JEPAError(config_error_line(str(exn)).replace("jepa pretrain", "jepa world")) from None
+            raise JEPAError(config_error_line(str(exn), "jepa world")) from None
         run_dir = str(cli.config_init["run_dir"])
         trainer = cli.trainer
         try:
@@ -136,6 +118,8 @@ def world(args: list[str]) -> int:
               f"{continue_command(cli.jepa_argv)}", file=sys.stderr)
         return stop.exit_code
     finish(cli.model, cli.datamodule, run_dir)
+    if cli.config_init["report"]:
+        write_run_report(run_dir)
     return 0
 
 

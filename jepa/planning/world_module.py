@@ -26,7 +26,8 @@ class WorldModelModule(pl.LightningModule):
 
     Args:
         predictor: the world model's architecture.
-        rep_dim, action_dim: sizes of a representation and an action (set from the data).
+        rep_dim: size of a representation (set from the data).
+        action_dim: size of an action (set from the data).
         rollout_steps: open-loop steps of the rollout loss.
         rollout_weight: weight of the rollout loss against teacher forcing.
         lr: peak AdamW learning rate (warmup then cosine to lr / 100).
@@ -37,8 +38,10 @@ class WorldModelModule(pl.LightningModule):
         blur: the perception's blur (set from the data; recorded for planning).
         encoder_id: checksum of the frozen encoder (set from the data): recorded so that a world
             model is never used with another encoder.
-        action_mean, action_std: action standardisation (set from the data).
-        rep_mean, rep_std: representation standardisation (set from the data's training frames).
+        action_mean: per-dimension mean of the actions (set from the data).
+        action_std: per-dimension standard deviation of the actions (set from the data).
+        rep_mean: per-dimension mean of the representations (set from the data's training frames).
+        rep_std: per-dimension standard deviation of the representations (set from the data's training frames).
     """
 
     def __init__(self, predictor: WorldModelConfig | None = None, rep_dim: int = 0, action_dim: int = 0, rollout_steps: int = 4, rollout_weight: float = 1.0,

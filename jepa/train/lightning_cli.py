@@ -7,23 +7,20 @@ Every constructor argument is a config key (``model.encoder.size``, ``data.batch
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser
 
 from ..data.datamodule import PretrainDataModule
 from ..errors import JEPAError
 from .budget import WallClockBudget, parse_budget
-from .checkpointing import LastCheckpoint, resume_step
-from .graceful_stop import StopOnSignal
-from .metrics_log import RunCSVLogger
+from .checkpointing import resume_step
 from .module import PretrainModule
 from .probe_eval import ProbeEvaluation
+from .run_cli import RunCLI
 from .strategies import STRATEGY_NAME  # noqa: F401  (registers --trainer.strategy jepa_fsdp)
-from .summary import RunSummary
 
 # trainer.max_steps of a --budget run until the budget fixes it.
 PROVISIONAL_MAX_STEPS = 100_000
@@ -86,34 +83,20 @@ def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
     return str(path)
 
 
-class PretrainCLI(LightningCLI):
-    """LightningCLI with a run directory, periodic ``last.ckpt``, probe evaluation and ``summary.json``."""
+class PretrainCLI(RunCLI):
+    """``jepa pretrain``: the run folder of RunCLI, with a wall-clock budget and probe evaluation."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = False) -> None:
-        self.jepa_argv = ["pretrain", *(args or [])]  # as typed: summary.json repeats it, and how to continue
-        super().__init__(
-            PretrainModule,
-            PretrainDataModule,
-            args=args,
-            run=run,
-            seed_everything_default=0,
-            save_config_kwargs={"overwrite": True},
-            # allow_abbrev off: a prefix of a key (--trainer.max_step) is an unknown key, not that key.
-            parser_kwargs={"exit_on_error": False, "prog": "jepa pretrain", "default_env": False, "allow_abbrev": False},
-            auto_configure_optimizers=False,
-        )
+    command = "pretrain"
+    default_run_dir = "runs/default"
+
+    def __init__(self, args: list[str] | None = None) -> None:
+        super().__init__(PretrainModule, PretrainDataModule, args=args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--run_dir", type=str, default="runs/default",
-                            help="where config.yaml, checkpoints/, metrics.csv and summary.json go")
-        parser.add_argument("--ckpt_path", type=str | None, default=None,
-                            help="checkpoint to resume from; 'last': <run_dir>/checkpoints/last.ckpt; "
-                            "'auto': the newest checkpoint in run_dir if any (cluster jobs)")
+        super().add_arguments_to_parser(parser)
         parser.add_argument("--budget", type=str | None, default=None,
                             help="wall-clock budget of the whole run (15m, 90s, 1h30m; a number is minutes): the run "
                             "times its first steps and fixes trainer.max_steps to fit, writing it to config.yaml")
-        parser.add_argument("--checkpoint_every_n_steps", type=int, default=500,
-                            help="period of checkpoints/last.ckpt, in optimizer steps")
         parser.add_lightning_class_args(ProbeEvaluation, "probe")
         parser.link_arguments("data.image_size", "model.image_size")
         parser.link_arguments("model.encoder.patch_size", "data.patch_size")
@@ -123,18 +106,14 @@ class PretrainCLI(LightningCLI):
         parser.link_arguments("data", "model.num_classes", compute_fn=_num_classes, apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
+        super().before_instantiate_classes()
         # Check the resume checkpoint before anything is built, so a wrong path costs nothing.
         run_dir = str(self.config["run_dir"])
         self.resume_from = resolve_ckpt(self.config["ckpt_path"], run_dir)
         ckpt_path = self.config["ckpt_path"]
         own = self.resume_from is not None and Path(run_dir).resolve() in Path(self.resume_from).resolve().parents
-        existing = checkpoints_in(run_dir) if ckpt_path is None or (ckpt_path not in ("last", "auto") and not own) else []
-        if existing:
-            start = "" if ckpt_path is None else f"--ckpt_path {ckpt_path} is another run's checkpoint and "
-            raise JEPAError(
-                f"{start}{run_dir} already holds a run ({existing[0]}): resume it with --ckpt_path auto, or give "
-                "another --run_dir (delete the folder to start that run over)"
-            )
+        check = ckpt_path is None or (ckpt_path not in ("last", "auto") and not own)
+        self.refuse_existing_run(checkpoints_in(run_dir) if check else [], ckpt_path)
         max_steps = self.config["trainer"].get("max_steps")
         self.budget_s = parse_budget(self.config["budget"]) if self.config.get("budget") is not None else None
         if self.budget_s is not None:
@@ -148,24 +127,11 @@ class PretrainCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any):  # type: ignore[override]
         cfg = self.config_init
         run_dir = str(cfg["run_dir"])
-        trainer_cfg = dict(cfg["trainer"])
-        os.makedirs(run_dir, exist_ok=True)
+        # Checked before the trainer exists: a refused resume leaves the run directory untouched.
+        start = resume_step(self.resume_from, dict(self.model.hparams)) if self.resume_from else None
+        budget = [WallClockBudget(self.budget_s, str(Path(run_dir) / "config.yaml"))] if self.budget_s is not None else []
+        trainer_cfg = self.run_trainer_config(start, budget)
         if trainer_cfg.get("precision") is None:
             # bf16 autocast where the hardware has it, exact fp32 on CPU.
             trainer_cfg["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
-        # Checked before the trainer exists: a refused resume leaves the run directory untouched.
-        start = resume_step(self.resume_from, dict(self.model.hparams)) if self.resume_from else None
-        if trainer_cfg.get("logger") in (None, True):
-            trainer_cfg["logger"] = RunCSVLogger(run_dir, resume_step=start)
-        trainer_cfg["default_root_dir"] = run_dir
-        # The data module shards the data across ranks itself (and resumes mid-epoch).
-        trainer_cfg["use_distributed_sampler"] = False
-        callbacks = list(trainer_cfg.get("callbacks") or [])
-        callbacks.append(StopOnSignal())
-        callbacks.append(LastCheckpoint(run_dir, cfg["checkpoint_every_n_steps"]))
-        callbacks.append(RunSummary(run_dir, batch_size=self.datamodule.batch_size, argv=self.jepa_argv))
-        if self.budget_s is not None:
-            callbacks.append(WallClockBudget(self.budget_s, str(Path(run_dir) / "config.yaml")))
-        trainer_cfg["callbacks"] = callbacks
-        extra = [self._get(cfg, c) for c in self._parser(self.subcommand).callback_keys]
-        return self._instantiate_trainer({**trainer_cfg, **kwargs}, extra)
+        return self.instantiate_run_trainer(trainer_cfg, **kwargs)

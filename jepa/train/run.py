@@ -16,6 +16,7 @@ from .checkpointing import CheckpointWriteError
 from .config_errors import config_error_line
 from .graceful_stop import continue_command, stop_of
 from .lightning_cli import PretrainCLI
+from .run_report import write_report
 from .summary import failure_status
 
 _LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
@@ -88,7 +89,9 @@ def _fit(args: list[str]) -> int:
     close_process_group()
     stop = stop_of(trainer)
     if trainer.is_global_zero:
-        report(cli, run_dir)
+        print_outcome(cli, run_dir)
+        if cli.config_init["report"]:
+            write_run_report(run_dir)
         if stop is not None:
             requeued = "; the job was requeued" if stop.requeued else ""
             print(f"{stop.status()}: {run_dir}/checkpoints/last.ckpt holds that step{requeued}; continue with: "
@@ -111,9 +114,22 @@ def close_process_group(wait: bool = True) -> None:
         dist.destroy_process_group()
 
 
-def report(cli: PretrainCLI, run_dir: str) -> None:
+def write_run_report(run_dir: str) -> None:
+    """``report.png`` at the end of a run; a picture that cannot be drawn costs a warning, not the run."""
+    try:
+        _, path = write_report([run_dir])
+    except Exception as exn:  # the run itself is complete and saved
+        print(f"warning: report.png not written: {str(exn).splitlines()[0] if str(exn) else type(exn).__name__}",
+              file=sys.stderr, flush=True)
+        return
+    print(f"curves written to {path} (jepa report {run_dir} prints the summary again)", flush=True)
+
+
+def print_outcome(cli: PretrainCLI, run_dir: str) -> None:
     probe = next((cb.summary() for cb in cli.trainer.callbacks if hasattr(cb, "history")), {})
     lines = [f"run written to {run_dir} (config.yaml, checkpoints/last.ckpt, metrics.csv, summary.json)"]
+    for logger in cli.trainer.loggers[1:]:  # the user's, beside metrics.csv
+        lines.append(f"{type(logger).__name__} wrote to {logger.log_dir or logger.save_dir}")
     if "final_linear_acc" in probe:
         step0 = probe.get("step0_linear_acc")
         start = f"{100 * step0:.1f}% at step 0 (random weights)" if step0 is not None else "step 0 not measured"

@@ -1,0 +1,58 @@
+"""Progress that reads well wherever it goes: a bar redrawn in place on a terminal, and one line
+every few percent in a file (CI and SLURM logs), where a redrawn bar would become thousands of
+carriage-return frames on a single line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
+
+
+class Progress:
+    """Reports ``done`` of ``total`` units.
+
+    Args:
+        total: units of the whole job (steps, episodes).
+        unit: their name, for the text.
+        stream: where to write (default: standard error).
+        every: in a file, the fraction of the job between two lines.
+    """
+
+    def __init__(self, total: int, unit: str = "steps", stream: TextIO | None = None, every: float = 0.05) -> None:
+        self.total, self.unit = max(1, int(total)), unit
+        self.stream = stream or sys.stderr
+        self.terminal = is_terminal(self.stream)
+        self.every = every
+        self.next_line = 0.0
+        self.first: int | None = None
+        self.t0 = time.perf_counter()
+
+    def update(self, done: int, note: str = "", total: int | None = None) -> None:
+        """Shows ``done`` units (of ``total``, when the job's size changed since it began)."""
+        if total is not None:
+            self.total = max(1, int(total))
+        if self.first is None:  # a resumed job starts part-way: its rate counts from here
+            self.first, self.t0 = done, time.perf_counter()
+            if not self.terminal:
+                self.next_line = (int(done / self.total / self.every) + 1) * self.every
+        frac = min(1.0, done / self.total)
+        rate = (done - self.first) / max(time.perf_counter() - self.t0, 1e-9)
+        text = f"{done}/{self.total} {self.unit} ({100 * frac:.0f}%, {rate:.2f}/s){' ' + note if note else ''}"
+        if self.terminal:
+            bar = "#" * int(30 * frac)
+            print(f"\r[{bar:<30}] {text}", end="", file=self.stream, flush=True)
+        elif frac >= self.next_line:
+            print(text, file=self.stream, flush=True)
+            self.next_line = (int(frac / self.every) + 1) * self.every
+
+    def close(self) -> None:
+        if self.terminal:
+            print(file=self.stream, flush=True)
