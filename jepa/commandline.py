@@ -14,13 +14,21 @@ from collections.abc import Iterable, Sequence
 from .errors import JEPAError
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors (a missing argument, a bad choice or type) end in one
+    line through JEPAError, as every other mistake a user can make."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise JEPAError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the description's and examples' line breaks and appends each option's default."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS)
+        if ("default" in text.lower() or default is None or default is False or default is argparse.SUPPRESS
                 or not action.option_strings or isinstance(action, argparse._HelpAction)):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
@@ -35,8 +43,8 @@ def _epilog(examples: Sequence[str]) -> str | None:
 
 def new_parser(prog: str, description: str, examples: Sequence[str] = ()) -> argparse.ArgumentParser:
     """An ``argparse`` parser in the house style: description, options with defaults, examples."""
-    return argparse.ArgumentParser(prog=prog, description=description, epilog=_epilog(examples),
-                                   formatter_class=HelpFormatter, allow_abbrev=False)
+    return Parser(prog=prog, description=description, epilog=_epilog(examples), formatter_class=HelpFormatter,
+                  allow_abbrev=False)
 
 
 def add_subcommands(parser: argparse.ArgumentParser, title: str = "commands",

@@ -22,6 +22,7 @@ import yaml
 from .commandline import add_subcommands, add_subparser, new_parser, parse
 from .errors import JEPAError
 from .shipped import resolve_config, template
+from .train.commands import config_argv
 
 
 def _template(name: str, override: str | None) -> str:
@@ -127,6 +128,7 @@ def _plan(args: argparse.Namespace, nodes: int, devices: int, flag: str) -> tupl
     extra = list(args.extra)
     if extra and extra[0] == "--":
         extra = extra[1:]
+    extra = config_argv(extra)  # --out and hyphenated keys in the spelling the overrides are read in
     cfg = apply_overrides(_read_config(args.config), extra)
     check_devices(cfg, nodes, devices, args.config, flag)
     run_dir = Path(str(cfg.get("run_dir") or "runs/default")).resolve()  # --run_dir overrides applied

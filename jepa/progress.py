@@ -30,8 +30,8 @@ class Progress:
         self.total, self.unit = max(1, int(total)), unit
         self.stream = stream or sys.stderr
         self.terminal = is_terminal(self.stream)
-        self.every = every
-        self.next_line = 0.0
+        self.ticks = max(1, round(1 / every))  # lines in a file over the whole job
+        self.last_tick = -1
         self.first: int | None = None
         self.t0 = time.perf_counter()
 
@@ -39,19 +39,19 @@ class Progress:
         """Shows ``done`` units (of ``total``, when the job's size changed since it began)."""
         if total is not None:
             self.total = max(1, int(total))
+        tick = min(self.ticks, done * self.ticks // self.total)
         if self.first is None:  # a resumed job starts part-way: its rate counts from here
             self.first, self.t0 = done, time.perf_counter()
-            if not self.terminal:
-                self.next_line = (int(done / self.total / self.every) + 1) * self.every
+            self.last_tick = tick if done < self.total else -1
         frac = min(1.0, done / self.total)
         rate = (done - self.first) / max(time.perf_counter() - self.t0, 1e-9)
         text = f"{done}/{self.total} {self.unit} ({100 * frac:.0f}%, {rate:.2f}/s){' ' + note if note else ''}"
         if self.terminal:
             bar = "#" * int(30 * frac)
             print(f"\r[{bar:<30}] {text}", end="", file=self.stream, flush=True)
-        elif frac >= self.next_line:
+        elif tick > self.last_tick:  # integer ticks: exactly one line per step of the fraction
             print(text, file=self.stream, flush=True)
-            self.next_line = (int(frac / self.every) + 1) * self.every
+            self.last_tick = tick
 
     def close(self) -> None:
         if self.terminal:

@@ -53,8 +53,11 @@ def test_every_flag_has_a_sentence_and_every_command_an_example(words, monkeypat
             continue
         assert action.help and len(action.help.split()) >= 2, (words, action.dest)
         if action.option_strings:
-            # A default is shown by the help (or said in words); no underscore spellings for flags.
+            # No underscore spellings for flags; a default is shown (or said in words).
             assert all("_" not in s for s in action.option_strings), action.option_strings
+            shown = parser.formatter_class(parser.prog)._get_help_string(action)
+            if action.default not in (None, False, argparse.SUPPRESS):
+                assert "default" in shown.lower(), (words, action.dest, shown)
     assert re.search(r"^examples?:\n  jepa ", text, re.M), text[-500:]
 
 
@@ -147,6 +150,9 @@ def test_unknown_keys_and_renamed_flags_end_in_one_line_with_the_right_name(tmp_
         (["frobnicate"], "unknown command 'frobnicate'"),
         (["export", "a.ckpt", "out1", "--out", "out2"], "disagree"),
         (["shards", "images", str(tmp_path)], "give the output as OUT_PATTERN or --out"),
+        (["report"], "jepa report: the following arguments are required: RUN_DIR"),
+        (["plan", "--steps", "x"], "jepa plan: argument --steps: invalid int value: 'x'"),
+        (["probe", "linear", "--encoder", "e"], "jepa probe linear: the following arguments are required"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -209,3 +215,12 @@ def test_export_writes_next_to_the_run_by_default(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "export" / "config.json").read_text())["step"] == 1
     assert main(["export", str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "e2")]) == 0
     assert (tmp_path / "e2" / "model.safetensors").is_file()
+
+
+def test_launch_reads_overrides_after_the_separator_in_the_same_spelling(tmp_path, capsys):
+    run = tmp_path / "elsewhere"
+    assert main(["launch", "torchrun", "--config", "quickstart", "--nproc-per-node", "1", "--dry-run", "--",
+                 "--out", str(run), "--data.batch-size", "8"]) == 0
+    script = capsys.readouterr().out
+    assert f"--run_dir {run}" in script and "--out" not in script and "--data.batch_size 8" in script
+    assert f"jepa-{run.name}" in script  # the rendezvous is named after the folder the job writes

@@ -112,7 +112,7 @@ def test_a_run_directory_is_never_silently_replaced(tmp_path):
     # A checkpoint cut short by a kill is passed over by --ckpt_path auto (and never becomes last.ckpt:
     # it is written next to it and renamed).
     (tmp_path / "run" / "hpc_ckpt_9.ckpt").write_bytes(saved[: len(saved) // 2])
-    from jepa.train.lightning_cli import newest_checkpoint
+    from jepa.train.run_cli import newest_checkpoint
 
     assert newest_checkpoint(str(tmp_path / "run")) == last
     assert not (tmp_path / "run" / "checkpoints" / "last.ckpt.tmp").exists()

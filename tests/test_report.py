@@ -58,10 +58,28 @@ def test_report_overlays_runs_and_draws_world_model_errors(logged_run, tmp_path,
     assert "position probe 99% error 0.0400" in out and (tmp_path / "both.png").stat().st_size > 20_000
 
 
+def test_report_says_when_a_run_diverged_or_was_killed(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.csv").write_text("epoch,step,loss\n0,0,1.0\n0,1,0.5\n0,2,nan\n0,3,nan\n")
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "no summary.json" in out and "4 steps" in out and "the loss became nan at step 2" in out
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "steps": 2}))  # an earlier start's
+    assert main(["report", str(run)]) == 0
+    assert "4 steps logged after summary.json's (finished): killed since" in capsys.readouterr().out
+    (run / "metrics.csv").write_text("epoch,step,probe/linear_acc\n")  # nothing logged yet: the summary stands
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "finished; 2 steps" in out and "no picture: nothing to draw" in out
+
+
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not a run folder" in err
+    assert main(["report", str(tmp_path), str(tmp_path)]) == 2  # two runs, one picture: it needs a name
+    assert "name it with --out" in capsys.readouterr().err
 
 
 def test_a_missing_logger_package_is_one_line_naming_the_extra(tmp_path, capsys, monkeypatch):

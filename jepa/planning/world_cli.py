@@ -20,7 +20,6 @@ from ..stopping import RunAborted, exit_code, stop_signals
 from ..train.checkpointing import CheckpointWriteError
 from ..train.config_errors import config_error_line
 from ..train.graceful_stop import continue_command, stop_of
-from ..train.lightning_cli import checkpoints_in, resolve_ckpt
 from ..train.run import quiet_lightning, write_run_report
 from ..train.run_cli import RunCLI
 from ..train.summary import failure_status
@@ -58,9 +57,7 @@ class WorldCLI(RunCLI):
 
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()
-        run_dir = str(self.config["run_dir"])
-        self.resume_from = resolve_ckpt(self.config["ckpt_path"], run_dir)
-        self.refuse_existing_run(checkpoints_in(run_dir) if self.config["ckpt_path"] is None else [], None)
+        self.resolve_resume()
         steps = self.config["trainer"].get("max_steps")
         if steps is None or steps <= 0:
             raise JEPAError("set trainer.max_steps (> 0): the learning-rate schedule is derived from it")
@@ -118,7 +115,7 @@ def world(args: list[str]) -> int:
               f"{continue_command(cli.jepa_argv)}", file=sys.stderr)
         return stop.exit_code
     finish(cli.model, cli.datamodule, run_dir)
-    if cli.config_init["report"]:
+    if cli.config_init["report"] and trainer.is_global_zero:
         write_run_report(run_dir)
     return 0
 

@@ -95,8 +95,9 @@ def config_argv(argv: Sequence[str]) -> list[str]:
     for i, arg in enumerate(out):
         if arg in ("--config", "-c") and i + 1 < len(out):
             out[i + 1] = resolve_config(out[i + 1])
-        elif arg.startswith("--config="):
-            out[i] = "--config=" + resolve_config(arg.partition("=")[2])
+        elif arg.startswith(("--config=", "-c=")):
+            key, _, value = arg.partition("=")
+            out[i] = f"{key}={resolve_config(value)}"
     return out
 
 

@@ -38,51 +38,6 @@ def _clip_sampling(data: PretrainDataModule) -> dict[str, Any] | None:
     return dataclasses.asdict(data.clips) if data.modality == "video" else None
 
 
-def _readable(path: Path) -> bool:
-    from ..contract import read_checkpoint
-
-    try:
-        read_checkpoint(path, tensors=False)
-        return True
-    except JEPAError:
-        return False
-
-
-def checkpoints_in(run_dir: str) -> list[Path]:
-    """Checkpoints in a run directory, newest first: ``hpc_ckpt_*.ckpt`` (written on SLURM
-    preemption by Lightning's handler in earlier versions of jepa), ``checkpoints/last.ckpt``, and
-    ``last.ckpt.old`` (left if a job died while swapping a sharded checkpoint into place)."""
-    last = Path(run_dir) / "checkpoints" / "last.ckpt"
-    candidates = [*Path(run_dir).glob("hpc_ckpt_*.ckpt"), last, Path(f"{last}.old")]
-    return sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
-
-
-def newest_checkpoint(run_dir: str) -> Path | None:
-    """The newest readable checkpoint of ``run_dir`` (a file cut short by a kill is passed over),
-    or None when there is none at all; refuses a run directory whose checkpoints are all unreadable
-    rather than starting that run over."""
-    existing = checkpoints_in(run_dir)
-    newest = next((p for p in existing if _readable(p)), None)
-    if existing and newest is None:
-        raise JEPAError(f"no readable checkpoint in {run_dir} ({', '.join(map(str, existing))}): "
-                        "check the files, or give another --run_dir")
-    return newest
-
-
-def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
-    """The checkpoint to resume from: ``last`` is ``<run_dir>/checkpoints/last.ckpt``; ``auto`` is the
-    newest checkpoint in the run directory if there is one (what requeued cluster jobs use)."""
-    if ckpt_path is None:
-        return None
-    if ckpt_path == "auto":
-        newest = newest_checkpoint(run_dir)
-        return str(newest) if newest is not None else None
-    path = Path(run_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
-    if not path.exists():  # a file, or a folder for sharded (FSDP) checkpoints
-        raise JEPAError(f"checkpoint {path} does not exist")
-    return str(path)
-
-
 class PretrainCLI(RunCLI):
     """``jepa pretrain``: the run folder of RunCLI, with a wall-clock budget and probe evaluation."""
 
@@ -107,13 +62,7 @@ class PretrainCLI(RunCLI):
 
     def before_instantiate_classes(self) -> None:
         super().before_instantiate_classes()
-        # Check the resume checkpoint before anything is built, so a wrong path costs nothing.
-        run_dir = str(self.config["run_dir"])
-        self.resume_from = resolve_ckpt(self.config["ckpt_path"], run_dir)
-        ckpt_path = self.config["ckpt_path"]
-        own = self.resume_from is not None and Path(run_dir).resolve() in Path(self.resume_from).resolve().parents
-        check = ckpt_path is None or (ckpt_path not in ("last", "auto") and not own)
-        self.refuse_existing_run(checkpoints_in(run_dir) if check else [], ckpt_path)
+        self.resolve_resume()
         max_steps = self.config["trainer"].get("max_steps")
         self.budget_s = parse_budget(self.config["budget"]) if self.config.get("budget") is not None else None
         if self.budget_s is not None:

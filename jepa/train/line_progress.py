@@ -3,6 +3,7 @@ run's steps (with the loss), instead of a bar redrawn thousands of times on one 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytorch_lightning as pl
@@ -27,7 +28,8 @@ class LineProgressBar(ProgressBar):
         self.enabled = True
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.progress = Progress(trainer.max_steps, "steps", every=self.every)
+        # Standard output, where Lightning's own bar would have gone.
+        self.progress = Progress(trainer.max_steps, "steps", stream=sys.stdout, every=self.every)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

@@ -117,12 +117,13 @@ def close_process_group(wait: bool = True) -> None:
 def write_run_report(run_dir: str) -> None:
     """``report.png`` at the end of a run; a picture that cannot be drawn costs a warning, not the run."""
     try:
-        _, path = write_report([run_dir])
+        _, drawn = write_report([run_dir])
     except Exception as exn:  # the run itself is complete and saved
-        print(f"warning: report.png not written: {str(exn).splitlines()[0] if str(exn) else type(exn).__name__}",
-              file=sys.stderr, flush=True)
+        drawn = str(exn).splitlines()[0] if str(exn) else type(exn).__name__
+    if isinstance(drawn, str):
+        print(f"warning: report.png not written: {drawn}", file=sys.stderr, flush=True)
         return
-    print(f"curves written to {path} (jepa report {run_dir} prints the summary again)", flush=True)
+    print(f"curves written to {drawn} (jepa report {run_dir} prints the summary again)", flush=True)
 
 
 def print_outcome(cli: PretrainCLI, run_dir: str) -> None:

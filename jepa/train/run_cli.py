@@ -53,6 +53,51 @@ def config_keys(parser: LightningArgumentParser) -> list[str]:
     return sorted(keys)
 
 
+def _readable(path: Path) -> bool:
+    from ..contract import read_checkpoint
+
+    try:
+        read_checkpoint(path, tensors=False)
+        return True
+    except JEPAError:
+        return False
+
+
+def checkpoints_in(run_dir: str) -> list[Path]:
+    """Checkpoints in a run directory, newest first: ``hpc_ckpt_*.ckpt`` (written on SLURM
+    preemption by Lightning's handler in earlier versions of jepa), ``checkpoints/last.ckpt``, and
+    ``last.ckpt.old`` (left if a job died while swapping a sharded checkpoint into place)."""
+    last = Path(run_dir) / "checkpoints" / "last.ckpt"
+    candidates = [*Path(run_dir).glob("hpc_ckpt_*.ckpt"), last, Path(f"{last}.old")]
+    return sorted((p for p in candidates if p.exists()), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def newest_checkpoint(run_dir: str) -> Path | None:
+    """The newest readable checkpoint of ``run_dir`` (a file cut short by a kill is passed over),
+    or None when there is none at all; refuses a run directory whose checkpoints are all unreadable
+    rather than starting that run over."""
+    existing = checkpoints_in(run_dir)
+    newest = next((p for p in existing if _readable(p)), None)
+    if existing and newest is None:
+        raise JEPAError(f"no readable checkpoint in {run_dir} ({', '.join(map(str, existing))}): "
+                        "check the files, or give another --run_dir")
+    return newest
+
+
+def resolve_ckpt(ckpt_path: str | None, run_dir: str) -> str | None:
+    """The checkpoint to resume from: ``last`` is ``<run_dir>/checkpoints/last.ckpt``; ``auto`` is the
+    newest checkpoint in the run directory if there is one (what requeued cluster jobs use)."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "auto":
+        newest = newest_checkpoint(run_dir)
+        return str(newest) if newest is not None else None
+    path = Path(run_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.exists():  # a file, or a folder for sharded (FSDP) checkpoints
+        raise JEPAError(f"checkpoint {path} does not exist")
+    return str(path)
+
+
 class RunCLI(LightningCLI):
     """LightningCLI with a run folder; subclasses name their command and default folder."""
 
@@ -60,8 +105,13 @@ class RunCLI(LightningCLI):
     default_run_dir = "runs/default"
 
     def __init__(self, model_class: type, datamodule_class: type, args: list[str] | None = None) -> None:
-        # As given (after the spelling is normalised): summary.json repeats it, and how to continue.
-        self.jepa_argv = [self.command, *(args or [])]
+        # As given (after the spelling is normalised; without the logger folder filled in for the user):
+        # summary.json repeats it, and how to continue.
+        given = list(args or [])
+        if RUN_DIR_PLACEHOLDER in given:
+            at = given.index(RUN_DIR_PLACEHOLDER)
+            given = given[: at - 1] + given[at + 1:]
+        self.jepa_argv = [self.command, *given]
         super().__init__(
             model_class, datamodule_class, args=args, run=False, seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
@@ -97,7 +147,9 @@ class RunCLI(LightningCLI):
         except (JEPAError, SystemExit, KeyboardInterrupt, RunAborted):
             raise
         except ModuleNotFoundError as exn:
-            line = missing_package_line(f"{exn} {self.config.get('trainer', {}).get('logger')}")
+            # A logger is blamed only when its own package is the one missing.
+            line = missing_package_line(f"{exn} {self.config.get('trainer', {}).get('logger')}") \
+                if exn.name in ("tensorboard", "tensorboardX", "wandb", "mlflow", "comet_ml", "neptune", None) else None
             raise JEPAError(line or f"a package is missing: {str(exn).splitlines()[0]}") from None
 
     def before_instantiate_classes(self) -> None:
@@ -108,10 +160,17 @@ class RunCLI(LightningCLI):
             if init is not None and init.get("save_dir") in (None, RUN_DIR_PLACEHOLDER):
                 init["save_dir"] = str(self.config["run_dir"])
 
-    def refuse_existing_run(self, existing: list[Path], ckpt_path: str | None) -> None:
-        """A run folder is never silently reused."""
+    def resolve_resume(self) -> None:
+        """Sets ``resume_from`` (checked before anything is built, so a wrong path costs nothing) and
+        refuses to reuse a run folder silently: a fresh start, or a resume from another run's
+        checkpoint, into a folder that already holds a run."""
+        run_dir = str(self.config["run_dir"])
+        ckpt_path = self.config["ckpt_path"]
+        self.resume_from = resolve_ckpt(ckpt_path, run_dir)
+        own = self.resume_from is not None and Path(run_dir).resolve() in Path(self.resume_from).resolve().parents
+        existing = checkpoints_in(run_dir) if ckpt_path is None or (ckpt_path not in ("last", "auto") and not own) \
+            else []
         if existing:
-            run_dir = str(self.config["run_dir"])
             start = "" if ckpt_path is None else f"--ckpt_path {ckpt_path} is another run's checkpoint and "
             raise JEPAError(f"{start}{run_dir} already holds a run ({existing[0]}): resume it with --ckpt_path auto, "
                             "or give another --out (delete the folder to start that run over)")
@@ -132,7 +191,8 @@ class RunCLI(LightningCLI):
         # The data modules shard the data across ranks themselves (and resume mid-epoch).
         trainer_cfg["use_distributed_sampler"] = False
         chosen = list(trainer_cfg.get("callbacks") or [])
-        if trainer_cfg.get("enable_progress_bar", True) is not False and not is_terminal(sys.stderr) \
+        # Lightning's bar writes to standard output: where that is a file, one line every few percent.
+        if trainer_cfg.get("enable_progress_bar", True) is not False and not is_terminal(sys.stdout) \
                 and not any(isinstance(c, ProgressBar) for c in chosen):
             chosen.append(LineProgressBar())
         trainer_cfg["callbacks"] = [*chosen, StopOnSignal(), LastCheckpoint(run_dir, cfg["checkpoint_every_n_steps"]),

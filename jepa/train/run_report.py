@@ -37,6 +37,14 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
+    def loss_column(self) -> str | None:
+        return next((c for c in ("loss", "train/loss") if c in self.series), None)
+
+    def trained_steps(self) -> int:
+        """Steps the logged training rows account for (a row is logged at the step count before it)."""
+        column = self.loss_column()
+        return self.series[column][-1][0] + 1 if column else 0
+
     @property
     def name(self) -> str:
         return self.path.name or str(self.path)
@@ -47,11 +55,11 @@ class RunRecord:
 
 
 def _number(text: str | None) -> float | None:
+    """A CSV cell as a number (NaN and inf kept: a diverged run must look diverged), else None."""
     try:
-        value = float(text) if text not in (None, "") else None
+        return float(text) if text not in (None, "") else None
     except ValueError:
         return None
-    return value if value is not None and math.isfinite(value) else None
 
 
 def read_run(run_dir: str | Path) -> RunRecord:
@@ -94,13 +102,22 @@ def summary_lines(run: RunRecord) -> list[str]:
     """A few lines: status, steps and time, probe at step 0 and at the end, RankMe, skipped inputs,
     and for world models the held-out open-loop error."""
     s = run.summary
-    status = s.get("status", "no summary.json (the run was killed before it finished)")
-    steps = s.get("steps", max((p[0] for v in run.series.values() for p in v), default=0))
+    logged = run.trained_steps()
+    if not s:
+        status, steps = "no summary.json (killed before it wrote one)", logged
+    elif logged > s.get("steps", 0):  # a later start (a resume) went further and did not finish
+        status, steps = f"{logged} steps logged after summary.json's ({s.get('status')}): killed since", logged
+    else:
+        status, steps = s.get("status", "?"), s.get("steps", logged)
     lines = [f"{run.path}: {status}; {steps} steps in {_duration(s.get('wall_time_s'))}"
              + (f" on {s['device']}" if s.get("device") else "")]
     figures = []
-    loss = s.get("final_loss", run.last("loss") or run.last("train/loss"))
-    if loss is not None:
+    column = run.loss_column()
+    broken = next((step for step, v in run.series.get(column, []) if not math.isfinite(v)), None) if column else None
+    if broken is not None:
+        figures.append(f"the loss became {run.series[column][-1][1]} at step {broken}")
+    loss = s.get("final_loss") if "final_loss" in s else run.last(column) if column else None
+    if loss is not None and broken is None:
         figures.append(f"final loss {loss:.4f}")
     probe = s.get("probe") or {}
     if "final_linear_acc" in probe:
@@ -134,7 +151,8 @@ def plot_runs(runs: list[RunRecord], out: str | Path) -> Path:
     open_loop = [r for r in runs if (r.summary.get("open_loop_val") or {}).get("model")]
     count = len(panels) + (1 if open_loop else 0)
     if count == 0:
-        raise JEPAError(f"nothing to draw: {', '.join(str(r.path) for r in runs)} logged no steps yet")
+        raise JEPAError(f"nothing to draw: {', '.join(str(r.path) for r in runs)} logged no steps yet "
+                        "(rows reach metrics.csv every trainer.log_every_n_steps)")
     cols = min(3, count)
     rows = math.ceil(count / cols)
     fig = Figure(figsize=(4.6 * cols, 3.2 * rows), layout="constrained")
@@ -175,12 +193,18 @@ def plot_runs(runs: list[RunRecord], out: str | Path) -> Path:
     return out
 
 
-def write_report(run_dirs: list[str | Path], out: str | Path | None = None) -> tuple[list[str], Path]:
-    """Reads the runs, draws them; returns the summary lines and the picture's path
-    (default ``<first run>/report.png``)."""
+def write_report(run_dirs: list[str | Path], out: str | Path | None = None) -> tuple[list[str], Path | str]:
+    """Reads the runs and draws them; returns the summary lines and the picture's path (default
+    ``<run>/report.png`` for one run), or why nothing was drawn."""
+    if out is None and len(run_dirs) > 1:
+        raise JEPAError("several runs are drawn into one picture: name it with --out (each run keeps its own "
+                        "report.png)")
     runs = [read_run(d) for d in run_dirs]
     lines = [line for run in runs for line in summary_lines(run)]
-    return lines, plot_runs(runs, out or runs[0].path / "report.png")
+    try:
+        return lines, plot_runs(runs, out or runs[0].path / "report.png")
+    except JEPAError as exn:  # the summary still stands
+        return lines, str(exn)
 
 
 def report_parser() -> argparse.ArgumentParser:
@@ -190,13 +214,13 @@ def report_parser() -> argparse.ArgumentParser:
         "learning rate, probe accuracy, RankMe and feature std over steps, open-loop error by horizon.",
         ["jepa report runs/quickstart", "jepa report runs/a runs/b --out compare.png"])
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders; several overlay their curves")
-    parser.add_argument("--out", default=None, metavar="FILE", help="the picture to write (default: report.png in the first RUN_DIR)")
+    parser.add_argument("--out", default=None, metavar="FILE", help="the picture to write (default: report.png in RUN_DIR; required for several runs)")
     return parser
 
 
 def report_main(argv: list[str]) -> int:
     args = parse(report_parser(), argv)
-    lines, path = write_report(args.run_dirs, args.out)
+    lines, drawn = write_report(args.run_dirs, args.out)
     print("\n".join(lines))
-    print(f"curves written to {path}")
+    print(f"curves written to {drawn}" if isinstance(drawn, Path) else f"no picture: {drawn}")
     return 0
