@@ -199,7 +199,8 @@ def test_configs_list_and_copy(tmp_path, capsys, monkeypatch):
     assert main(["configs", "list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in listed] == config_names() and "quickstart" in config_names()
-    assert all(len(line.split(None, 1)) == 2 for line in listed)  # every config has a one-line summary
+    # every config opens with a one-line summary of what it is for
+    assert all(len(line.split(None, 1)) == 2 and not line.split(None, 1)[1].startswith("Command") for line in listed)
     monkeypatch.chdir(tmp_path)
     assert main(["configs", "copy", "video/quickstart_video"]) == 0
     copied = tmp_path / "configs" / "video" / "quickstart_video.yaml"
