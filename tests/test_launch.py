@@ -212,7 +212,7 @@ def test_fsdp_config_parses_and_strategy_wraps_blocks(tmp_path):
     assert strategy._state_dict_type == "sharded"
     assert Block in strategy.kwargs["auto_wrap_policy"]._module_classes
     assert strategy._activation_checkpointing_kwargs
-    # The short name documented in launch/README.md resolves to the same strategy.
+    # The short name documented in docs/clusters.md resolves to the same strategy.
     from jepa.train.run import build_cli
 
     cli = build_cli(["--config", str(REPO / "configs" / "quickstart.yaml"), "--run_dir", str(tmp_path / "run"),
