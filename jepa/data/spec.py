@@ -1,7 +1,7 @@
 """Turning a DATA spec string into a data source.
 
 A spec is one of: ``builtin:<name>`` (procedural data generated in code: ``shapes`` images,
-``bouncing`` clips), a webdataset shard pattern (``shards/train-{000000..000009}.tar``) of images
+``bouncing`` and ``physics`` clips), a webdataset shard pattern (``shards/train-{000000..000009}.tar``) of images
 or of encoded videos, a folder of images or of videos (class subfolders give labels), or a V-JEPA
 video list (``.csv``/``.txt``, ``path label`` per line).
 """
@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import JEPAError
-from .bouncing import BouncingDataset
+from .bouncing import BouncingDataset, PhysicsDataset
 from .builtin import ShapesDataset
 from .folder import ImageFolderSource
 from .sampling import ImageSource
 from .shards import expand_shards, is_shard_spec, read_classes_file
 from .video.sources import VIDEO_KEYS, VideoListSource, is_video_folder
 
-BUILTIN = {"shapes": ShapesDataset, "bouncing": BouncingDataset}
-VIDEO_BUILTINS = ("bouncing",)
+BUILTIN = {"shapes": ShapesDataset, "bouncing": BouncingDataset, "physics": PhysicsDataset}
+VIDEO_BUILTINS = ("bouncing", "physics")
 
 
 @dataclass
