@@ -72,6 +72,9 @@ def export_parser() -> argparse.ArgumentParser:
                         "encoder for sigreg and vicreg); or target / context explicitly")
     parser.add_argument("--with-projector", action="store_true",
                         help="also write the objective's projector head (projector.safetensors)")
+    parser.add_argument("--with-predictor", action="store_true",
+                        help="also write the predictor (predictor.safetensors) and, beside an EMA target, the context "
+                        "encoder it was trained with (context.safetensors): what jepa probe surprise needs")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an export already in OUT_DIR (and remove its probe-* results)")
     return parser
@@ -84,9 +87,12 @@ def export_main(argv: list[str]) -> int:
     out_dir = output_of(args, "jepa export", "OUT_DIR", default=str(run_dir / "export"))
     from .export import export_checkpoint
 
-    out = export_checkpoint(args.ckpt, out_dir, args.which, overwrite=args.overwrite, with_projector=args.with_projector)
+    out = export_checkpoint(args.ckpt, out_dir, args.which, overwrite=args.overwrite, with_projector=args.with_projector,
+                            with_predictor=args.with_predictor)
     config = json.loads((out / "config.json").read_text())
-    files = "model.safetensors, config.json" + (", projector.safetensors" if args.with_projector else "")
+    extra = [config["projector"], *((config["predictor"]["file"], config["context_encoder"]["file"])
+                                    if args.with_predictor else ())]
+    files = ", ".join(dict.fromkeys(["model.safetensors", "config.json", *filter(None, extra)]))
     print(f"exported the {config['which']} encoder ({config['objective']} objective) to {out} ({files})")
     return 0
 

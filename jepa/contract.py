@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .errors import JEPAError
+from .models.predictor import Predictor, PredictorConfig
 from .models.vit import EncoderConfig, VisionTransformer
 
 CHECKPOINT_KEY = "jepa"
@@ -47,6 +48,8 @@ EXPORT_VERSION = 2  # 2: modality, num_frames, tubelet_size and pos are read fro
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 PROJECTOR = "projector.safetensors"  # written only by jepa export --with-projector
+PREDICTOR = "predictor.safetensors"  # written only by jepa export --with-predictor
+CONTEXT = "context.safetensors"  # with --with-predictor: the context encoder, when model.safetensors is the target
 ARCH_KEYS = ("arch", "modality", "width", "depth", "heads", "mlp_ratio", "patch_size", "img_size", "in_chans",
              "num_frames", "tubelet_size", "pos")
 REQUIRED_CONFIG_KEYS = ("width", "depth", "heads", "mlp_ratio", "patch_size", "img_size", "sha256")
@@ -157,6 +160,22 @@ def module_state(ckpt: dict[str, Any], module: str) -> dict[str, torch.Tensor]:
     """The weights of one module (a key of ``PREFIXES``), prefix removed; empty when absent."""
     prefix = PREFIXES[module]
     return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+
+
+def predictor_arch(config: dict[str, Any], encoder: VisionTransformer, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The predictor's architecture as an export records it: width, depth and heads resolved (the
+    config may leave heads to the encoder's), its mlp ratio read from the weights."""
+    built = Predictor.from_config(PredictorConfig(**config), encoder.embed_dim, encoder.grid_size, encoder.num_heads,
+                                  pos=encoder.pos)
+    hidden = state["blocks.0.mlp.fc1.weight"].shape[0] if "blocks.0.mlp.fc1.weight" in state else 4 * built.width
+    return {"width": built.width, "depth": len(built.blocks), "heads": built.num_heads,
+            "mlp_ratio": hidden / built.width}
+
+
+def build_predictor(arch: dict[str, Any], encoder: VisionTransformer) -> Predictor:
+    """The predictor an export's ``config.json`` describes, for ``encoder``'s token grid and positions."""
+    return Predictor(encoder.embed_dim, encoder.grid_size, arch["width"], arch["depth"], arch["heads"],
+                     mlp_ratio=arch.get("mlp_ratio", 4.0), pos=encoder.pos)
 
 
 def build_encoder(arch: dict[str, Any]) -> VisionTransformer:

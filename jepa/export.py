@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,22 @@ from .atomic import temporary_beside
 from .contract import (
     ARCH_KEYS,
     CONFIG,
+    CONTEXT,
     ENCODER_PREFIXES,
     EXPORT_FORMAT,
     EXPORT_VERSION,
+    PREDICTOR,
     PROJECTOR,
     REQUIRED_CONFIG_KEYS,
     WEIGHTS,
     build_encoder,
+    build_predictor,
     checkpoint_arch,
     checkpoint_clips,
     checkpoint_objective,
     evaluated_encoder,
     module_state,
+    predictor_arch,
     read_checkpoint,
     read_format_json,
     sha256_file,
@@ -51,11 +56,31 @@ def _readable_by_others(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
+    """Writes ``state`` (fp32) to a temporary file beside ``path``; returns the temporary's path."""
+    tmp = temporary_beside(path)
+    save_file({k: v.detach().contiguous().float() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
+    _readable_by_others(tmp)
+    return tmp
+
+
+def _encoder_state(ckpt: dict[str, Any], which: str, encoder: VisionTransformer, ckpt_path: str | Path) -> dict:
+    state = module_state(ckpt, which)
+    if not state:
+        hint = " (its objective has no target encoder: use --which context)" if which == "target" else ""
+        raise JEPAError(f"{ckpt_path} holds no {which} encoder weights{hint}")
+    if hasattr(encoder, "pos_embed"):
+        state["pos_embed"] = encoder.pos_embed.clone()  # fixed sin-cos, saved for timm's learned slot
+    return state
+
+
 def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "auto", overwrite: bool = False,
-                      with_projector: bool = False) -> Path:
+                      with_projector: bool = False, with_predictor: bool = False) -> Path:
     """Writes ``model.safetensors`` and ``config.json`` of one encoder of a checkpoint: ``auto``
     (default) the one its objective evaluates, or ``target`` / ``context`` explicitly; with
-    ``with_projector`` also ``projector.safetensors`` (the objective's projector head, if any).
+    ``with_projector`` also ``projector.safetensors`` (the objective's projector head, if any); with
+    ``with_predictor`` also ``predictor.safetensors`` and, when the exported encoder is the EMA target,
+    ``context.safetensors``: the context encoder the predictor was trained with (see ``load_predictor``).
 
     An existing export in ``out_dir`` is replaced only with ``overwrite``; its ``probe-*`` results,
     which describe the old weights, are then removed.
@@ -68,22 +93,17 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
     ckpt = read_checkpoint(ckpt_path)
     objective = checkpoint_objective(ckpt)
     which = evaluated_encoder(ckpt) if which == "auto" else which
-    state = module_state(ckpt, which)
-    if not state:
-        hint = " (its objective has no target encoder: use --which context)" if which == "target" else ""
-        raise JEPAError(f"{ckpt_path} holds no {which} encoder weights{hint}")
     projector = module_state(ckpt, "projector")
     if with_projector and not projector:
         raise JEPAError(f"{ckpt_path} holds no projector (objective {objective} has none)")
     arch = {k: v for k, v in checkpoint_arch(ckpt).items() if k in ARCH_KEYS}
     encoder = build_encoder(arch)
-    if hasattr(encoder, "pos_embed"):
-        state["pos_embed"] = encoder.pos_embed.clone()  # fixed sin-cos, saved for timm's learned slot
     out.mkdir(parents=True, exist_ok=True)
+    # Every file is complete (as a temporary beside its target) before any replaces an old one; a
+    # crash in between leaves a checksum mismatch that the loaders report, never a mixed export.
     weights = out / WEIGHTS
-    tmp = temporary_beside(weights)
-    save_file({k: v.detach().contiguous().float() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
-    _readable_by_others(tmp)
+    temporaries = {weights: _save(_encoder_state(ckpt, which, encoder, ckpt_path), weights)}
+    sha = sha256_file(temporaries[weights])
     config = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -94,20 +114,29 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
         "projector": PROJECTOR if with_projector else None,
         "step": int(ckpt.get("global_step", 0)),
         "source_checkpoint": str(Path(ckpt_path).resolve()),
-        "sha256": sha256_file(tmp),
+        "sha256": sha,
         **({"clips": checkpoint_clips(ckpt)} if checkpoint_clips(ckpt) else {}),
     }
     if with_projector:
         # Next to the encoder, not in model.safetensors: that file stays loadable by timm.
-        proj_tmp = temporary_beside(out / PROJECTOR)
-        save_file({k: v.detach().contiguous().float() for k, v in projector.items()}, str(proj_tmp))
-        _readable_by_others(proj_tmp)
-        os.replace(proj_tmp, out / PROJECTOR)
+        temporaries[out / PROJECTOR] = _save(projector, out / PROJECTOR)
+    if with_predictor:
+        if which == "context":
+            context_file, context_sha = WEIGHTS, sha
+        else:
+            context_file = CONTEXT
+            temporaries[out / CONTEXT] = _save(_encoder_state(ckpt, "context", encoder, ckpt_path), out / CONTEXT)
+            context_sha = sha256_file(temporaries[out / CONTEXT])
+        state = module_state(ckpt, "predictor")
+        temporaries[out / PREDICTOR] = _save(state, out / PREDICTOR)
+        config["context_encoder"] = {"file": context_file, "sha256": context_sha}
+        config["predictor"] = {"file": PREDICTOR, "sha256": sha256_file(temporaries[out / PREDICTOR]),
+                               **predictor_arch(ckpt["hyper_parameters"]["predictor"], encoder, state),
+                               "encoder_sha256": sha}
     config_tmp = temporary_beside(out / CONFIG)
     config_tmp.write_text(json.dumps(config, indent=2) + "\n")
-    # Both files are complete before either replaces the old one; a crash in between leaves a
-    # checksum mismatch that load_encoder reports, never a silently mixed export.
-    os.replace(tmp, weights)
+    for final, tmp in temporaries.items():
+        os.replace(tmp, final)
     os.replace(config_tmp, out / CONFIG)
     for stale in sorted(out.glob("probe-*")):  # results of the old weights (folders written by jepa probe)
         if stale.is_dir() and not stale.is_symlink() and (stale / "probe.json").is_file():
@@ -175,6 +204,33 @@ def _read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
+def _load_vit(directory: Path, config: dict[str, Any], file: str, sha256: str, what: str) -> VisionTransformer:
+    """An encoder of ``config``'s architecture from ``file``, checked against ``sha256``."""
+    weights = directory / file
+    if not weights.is_file():
+        raise JEPAError(f"{weights} does not exist")
+    if sha256_file(weights) != sha256:
+        raise JEPAError(f"{weights} does not match the checksum in {directory / CONFIG}: {what}")
+    state = load_file(str(weights))
+    state.pop("pos_embed", None)  # recomputed from the architecture (fixed sin-cos)
+    vit = build_encoder(config)
+    _check_fits(vit, state, weights)
+    vit.load_state_dict(state)
+    return vit
+
+
+def _check_fits(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    expected = module.state_dict()
+    wrong = [k for k in expected if k not in state or state[k].shape != expected[k].shape]
+    extra = [k for k in state if k not in expected]
+    if wrong or extra:
+        what = wrong[0] if wrong else extra[0]
+        shape = tuple(state[what].shape) if what in state else "missing"
+        raise JEPAError(
+            f"{path} does not fit config.json ({len(wrong) + len(extra)} mismatched tensors, e.g. {what}: {shape})"
+        )
+
+
 def load_encoder(directory: str | Path, device: str | torch.device = "cpu") -> FrozenEncoder:
     """Loads an export written by ``jepa export``: a frozen encoder in eval mode.
 
@@ -185,25 +241,51 @@ def load_encoder(directory: str | Path, device: str | torch.device = "cpu") -> F
     if not directory.is_dir():
         raise JEPAError(f"encoder folder {directory} does not exist")
     config = _read_config(directory)
-    weights = directory / WEIGHTS
-    if not weights.is_file():
-        raise JEPAError(f"{weights} does not exist")
-    if sha256_file(weights) != config["sha256"]:
-        raise JEPAError(f"{weights} does not match the checksum in {directory / CONFIG}: the file changed or is corrupt")
-    state = load_file(str(weights))
-    state.pop("pos_embed", None)  # recomputed from the architecture (fixed sin-cos)
-    vit = build_encoder(config)
-    expected = vit.state_dict()
-    wrong = [k for k in expected if k not in state or state[k].shape != expected[k].shape]
-    extra = [k for k in state if k not in expected]
-    if wrong or extra:
-        what = wrong[0] if wrong else extra[0]
-        shape = tuple(state[what].shape) if what in state else "missing"
-        raise JEPAError(
-            f"{weights} does not fit config.json ({len(wrong) + len(extra)} mismatched tensors, e.g. {what}: {shape})"
-        )
-    vit.load_state_dict(state)
+    vit = _load_vit(directory, config, WEIGHTS, config["sha256"], "the file changed or is corrupt")
     return FrozenEncoder(vit, config).to(device)
+
+
+@dataclass
+class FrozenPredictor:
+    """An export's whole JEPA, frozen: the encoder that makes targets (``target``, model.safetensors),
+    the context encoder the predictor was trained with (``context``: the same encoder for sigreg and
+    vicreg, the online encoder beside an EMA target) and the predictor, which maps context tokens to
+    predicted target tokens (``predictor(z, ctx_idx, tgt_idx, grid)``, see ``jepa.models.predictor``).
+    """
+
+    target: FrozenEncoder
+    context: FrozenEncoder
+    predictor: nn.Module
+    config: dict[str, Any]
+
+
+def load_predictor(directory: str | Path, device: str | torch.device = "cpu") -> FrozenPredictor:
+    """Loads an export written by ``jepa export --with-predictor``: target encoder, context encoder
+    and predictor, frozen. Refuses, in one line, an export without a predictor and a predictor or
+    context encoder that does not belong to the export's encoder (checksums)."""
+    directory = Path(directory)
+    target = load_encoder(directory, device)
+    config = target.config
+    spec, context_spec = config.get("predictor"), config.get("context_encoder")
+    if not isinstance(spec, dict) or not isinstance(context_spec, dict):
+        raise JEPAError(f"{directory} was exported without its predictor: export the checkpoint again with "
+                        f"jepa export {config.get('source_checkpoint', 'CKPT')} --with-predictor")
+    if spec.get("encoder_sha256") != config["sha256"]:
+        raise JEPAError(f"the predictor in {directory} belongs to another encoder (made for {spec.get('encoder_sha256')}, "
+                        f"the encoder is {config['sha256']}): export both from one checkpoint")
+    belongs = "it belongs to another export (export both from one checkpoint)"
+    context = target if context_spec["file"] == WEIGHTS else FrozenEncoder(
+        _load_vit(directory, config, context_spec["file"], context_spec["sha256"], belongs), config).to(device)
+    path = directory / spec["file"]
+    if not path.is_file():
+        raise JEPAError(f"{path} does not exist")
+    if sha256_file(path) != spec["sha256"]:
+        raise JEPAError(f"{path} does not match the checksum in {directory / CONFIG}: {belongs}")
+    predictor = build_predictor(spec, target.vit)
+    state = load_file(str(path))
+    _check_fits(predictor, state, path)
+    predictor.load_state_dict(state)
+    return FrozenPredictor(target, context, predictor.requires_grad_(False).eval().to(device), config)
 
 
 def timm_model_kwargs(config: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ KINDS = {
                   "--val builtin:bouncing --baselines"),
     "knn": ("k nearest neighbours by cosine similarity, votes weighted by exp(similarity / T)",
             "jepa probe knn --encoder runs/quickstart/export --train builtin:shapes --val builtin:shapes"),
+    "surprise": ("intuitive physics: is the predictor more surprised by the impossible clip of a pair?",
+                 "jepa probe surprise --encoder runs/quickstart_video/export --pairs builtin:voe --baselines"),
 }
 
 
@@ -46,6 +48,40 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="feature cache (default: ~/.cache/jepa/features)")
 
 
+def _surprise(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "V-JEPA's surprise probe on pairs of clips identical up to an event: windows slide over each clip, the "
+        "first frames of a window are context, the predictor predicts the rest, and the L1 error against the "
+        "layer-normed target tokens is the window's surprise. Per event: how often the impossible clip is the "
+        "more surprising (by the mean and by the maximum over windows, with bootstrap 95% intervals), absolute "
+        "accuracy and AUROC. Needs an export with its predictor (jepa export --with-predictor).")
+    p.add_argument("--encoder", required=True, help="a video export written with --with-predictor (required)")
+    p.add_argument("--pairs", required=True,
+                   help="builtin:voe (violation-of-expectation twins), or jumpcut:DATA, freeze:DATA, reverse:DATA "
+                   "(pairs cut from the clips of a video folder, list or shards) (required)")
+    p.add_argument("--context-frames", default=None,
+                   help="context frames of each window, a multiple of the tubelet size, or 'auto' (chosen on the "
+                   "held-out train split of builtin:voe, never on the scored pairs) (default: half the window)")
+    p.add_argument("--stride", type=int, default=2, help="frames between two windows")
+    p.add_argument("--pairs-per-event", type=int, default=200, help="builtin:voe: pairs of each event (even)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="builtin:voe: frames per clip (default: the window and 12 more)")
+    p.add_argument("--frame-step", type=int, default=None,
+                   help="cut pairs: source frames between sampled frames (default: as the encoder was trained, else 4)")
+    p.add_argument("--cut-every", type=int, default=4, help="cut pairs: sampled frames between two pairs of a clip")
+    p.add_argument("--skip", type=int, default=8, help="jumpcut pairs: sampled frames cut out")
+    p.add_argument("--max-pairs", type=int, help="cut pairs: use at most this many (default: all)")
+    p.add_argument("--baselines", action="store_true",
+                   help="also score random weights (--seeds of them) and copying the last context frame forward")
+    p.add_argument("--seeds", type=int, default=3, help="random-weight baselines")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws of each interval")
+    p.add_argument("--examples", type=int, default=2, help="pairs of each event drawn in surprise.png")
+    p.add_argument("--seed", type=int, default=0, help="seeds the random weights and the bootstrap")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: <encoder>/probe-surprise)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in the output folder")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
+
 def probe_parser() -> argparse.ArgumentParser:
     parser = new_parser("jepa probe", "Evaluate a frozen exported encoder with a probe on labelled data; features "
                         "are extracted once and cached. Writes probe.json, summary.json and confusion.png.",
@@ -53,6 +89,9 @@ def probe_parser() -> argparse.ArgumentParser:
     subs = add_subcommands(parser, "probes", dest="kind")
     for kind, (summary, example) in KINDS.items():
         p = add_subparser(subs, kind, summary, f"The {kind} probe: {summary}.", [example])
+        if kind == "surprise":
+            _surprise(p)
+            continue
         _common(p)
         if kind == "linear":
             p.add_argument("--epochs", type=int, default=50, help="training epochs of every head")
@@ -72,6 +111,10 @@ def probe_parser() -> argparse.ArgumentParser:
 
 def probe_command(argv: list[str]) -> int:
     args = parse(probe_parser(), argv)
+    if args.kind == "surprise":
+        from .surprise_cli import surprise_main
+
+        return surprise_main(args, argv)
     from .probe_cli import probe_main
 
     return probe_main(args, argv)

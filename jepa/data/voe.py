@@ -1,0 +1,342 @@
+"""``builtin:voe``: violation-of-expectation twins of ``builtin:physics`` scenes.
+
+Each pair is two clips identical pixel for pixel up to an event frame (the other discs, the bar, the
+walls, the background and the per-frame noise stay identical after it too); then one clip continues
+possibly and the other does not. The events (IntPhys, GRASP):
+
+| event | property | what the impossible clip does | its mirror |
+|---|---|---|---|
+| teleport | continuity | the main disc jumps to another place | it jumps back the other way |
+| vanish | permanence | a disc vanishes in the open | a disc appears in the open |
+| vanish_occluded | permanence | a disc goes behind the bar and never comes out | a disc comes out that never went in |
+| colour | constancy | a disc changes colour | the colours swapped |
+| size | constancy | a disc grows | a disc shrinks |
+| solidity | solidity | the main disc passes through a solid wall | the same scene mirrored left-right |
+| reversal | inertia | the main disc turns back in mid-air | mirrored left-right |
+| gravity | gravity | the main disc hovers (gravity off) | it rises (gravity reversed) |
+
+Balanced as IntPhys is: for the first five, two possible worlds A and B (a disc here or there,
+present or absent, of one colour or size or the other) give the pairs (A, A-then-B) and
+(B, B-then-A), so over the set the possible and the impossible clips hold the same frames and only
+their order breaks physics. Every frame of an impossible clip shows what the training scenes show
+(the same counts, colours, sizes, walls): only the sequence is impossible.
+
+Everything is a pure function of (split, index): no files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..seeding import mix_seed
+from .bouncing import (
+    DISTRACTOR_COLOUR,
+    PHYSICS,
+    SPEED_RANGE,
+    BouncingScene,
+    make_scene,
+    render_clip,
+    simulate,
+)
+
+EVENTS = ("teleport", "vanish", "vanish_occluded", "colour", "size", "solidity", "reversal", "gravity")
+PROPERTIES = {"teleport": "continuity", "vanish": "permanence", "vanish_occluded": "permanence",
+              "colour": "constancy", "size": "constancy", "solidity": "solidity", "reversal": "inertia",
+              "gravity": "gravity"}
+_SALTS = {"train": 0x70E5_0001, "val": 0x70E5_0002}
+PIXEL = 1 / 64  # scene units per pixel at the default resolution
+
+
+@dataclass
+class Twin:
+    """A possible and an impossible clip, identical before ``event_frame``.
+
+    Attributes:
+        key: a stable name, ``builtin:voe/<split>/<index>``.
+        event: one of EVENTS.
+        variant: which side of the event's mirror (``vanish`` or ``appear``, ``grow`` or ``shrink``, ...).
+        event_frame: the first frame where the two clips differ.
+        possible: uint8 [T, H, W, 3].
+        impossible: uint8 [T, H, W, 3].
+    """
+
+    key: str
+    event: str
+    variant: str
+    event_frame: int
+    possible: np.ndarray
+    impossible: np.ndarray
+
+
+def _per_frame(scene: BouncingScene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Radii [T, N], colours [T, N, 3] and visibility [T, N] of a scene, per frame."""
+    t, n = scene.positions.shape[:2]
+    radii = np.broadcast_to(scene.radii, (t, n)) if np.ndim(scene.radii) == 1 else scene.radii
+    colours = np.broadcast_to(scene.colours, (t, n, 3)) if np.ndim(scene.colours) == 2 else scene.colours
+    visible = np.ones((t, n), dtype=bool) if scene.visible is None else scene.visible
+    return np.array(radii), np.array(colours), np.array(visible)
+
+
+def splice(first: BouncingScene, then: BouncingScene, frame: int) -> BouncingScene:
+    """``first`` up to ``frame`` (excluded), ``then`` from it on; the static parts are ``first``'s."""
+    (r1, c1, v1), (r2, c2, v2) = _per_frame(first), _per_frame(then)
+    cut = lambda a, b: np.concatenate([a[:frame], b[frame:]])  # noqa: E731
+    return dataclasses.replace(first, positions=cut(first.positions, then.positions),
+                               velocities=cut(first.velocities, then.velocities), radii=cut(r1, r2),
+                               colours=cut(c1, c2), visible=cut(v1, v2))
+
+
+def _bar_distance(points: np.ndarray, bar: tuple[float, float, float, float, float]) -> np.ndarray:
+    """Distance from points [..., 2] to the bar's centre segment."""
+    bx, by, angle, half_length, _ = bar
+    u = np.array([math.cos(angle), math.sin(angle)])
+    rel = points - np.array([bx, by])
+    along = np.clip(rel @ u, -half_length, half_length)
+    return np.linalg.norm(rel - along[..., None] * u, axis=-1)
+
+
+def _in_the_open(scene: BouncingScene, disc: int, frames: Sequence[int]) -> bool:
+    """Whether ``disc`` is wholly visible in ``frames``: clear of the bar, the walls and the discs
+    drawn over it (the distractors after it and the main disc, which is drawn last)."""
+    radii = np.max(_per_frame(scene)[0], axis=0)
+    over = [k for k in range(len(radii)) if k != disc and (k == 0 or k > disc)] if disc else []
+    for t in frames:
+        p = scene.positions[t, disc]
+        if _bar_distance(p, scene.bar) < scene.bar[4] + radii[disc] + PIXEL:
+            return False
+        if any(w.distance(p) < radii[disc] + PIXEL for w in scene.walls):
+            return False
+        if any(np.linalg.norm(scene.positions[t, k] - p) < radii[k] + radii[disc] + PIXEL for k in over):
+            return False
+    return True
+
+
+def _resimulate(scene: BouncingScene, start: int, velocity: np.ndarray | None = None,
+                gravity: np.ndarray | None = None, solid: np.ndarray | None = None) -> BouncingScene:
+    """The scene with every disc simulated again from frame ``start`` (optionally with other
+    velocities, per-disc gravity or solidity): discs left unchanged keep their trajectories bit for bit."""
+    t = scene.positions.shape[0]
+    pos, vel = simulate(scene.positions[start], scene.velocities[start] if velocity is None else velocity,
+                        np.max(_per_frame(scene)[0], axis=0), t - start,
+                        gravity=scene.gravity if gravity is None else gravity, walls=scene.walls, solid=solid)
+    return dataclasses.replace(scene, positions=np.concatenate([scene.positions[:start], pos]),
+                               velocities=np.concatenate([scene.velocities[:start], vel]))
+
+
+def _first_difference(a: BouncingScene, b: BouncingScene) -> int | None:
+    (ra, ca, va), (rb, cb, vb) = _per_frame(a), _per_frame(b)
+    differs = (np.abs(a.positions - b.positions).max(axis=(1, 2)) > 1e-9) | (ra != rb).any(1) \
+        | (ca != cb).any((1, 2)) | (va != vb).any(1)
+    return int(np.argmax(differs)) if differs.any() else None
+
+
+class VoETwins:
+    """``builtin:voe``: ``pairs_per_event`` pairs for each event, mirrors interleaved.
+
+    Args:
+        split: ``train`` (for choosing settings such as the context length) or ``val`` (for scoring).
+        pairs_per_event: pairs of each event (even: each comes with its mirror).
+        resolution: side of the frames in pixels.
+        num_frames: frames per clip; events happen between 40% and 60% of the clip.
+        events: the events to draw, a subset of EVENTS.
+    """
+
+    def __init__(self, split: str = "val", pairs_per_event: int = 200, resolution: int = 64, num_frames: int = 20,
+                 events: Sequence[str] = EVENTS) -> None:
+        if split not in _SALTS:
+            raise ValueError(f"builtin:voe has splits train and val, not {split!r}")
+        unknown = [e for e in events if e not in EVENTS]
+        if unknown:
+            raise ValueError(f"unknown event {unknown[0]!r}: the events are {', '.join(EVENTS)}")
+        if num_frames < 12:
+            raise ValueError(f"builtin:voe clips need at least 12 frames, not {num_frames}")
+        self.split, self.pairs_per_event = split, pairs_per_event
+        self.resolution, self.num_frames, self.events = resolution, num_frames, tuple(events)
+        self.event_range = (round(0.4 * num_frames), round(0.6 * num_frames))
+
+    def __len__(self) -> int:
+        return len(self.events) * self.pairs_per_event
+
+    def scenes(self, index: int) -> tuple[str, str, BouncingScene, BouncingScene, bool]:
+        """(event, variant, possible scene, impossible scene, mirrored left-right) of pair ``index``."""
+        event = self.events[index // self.pairs_per_event]
+        base, mirror = divmod(index % self.pairs_per_event, 2)
+        build = _BUILDERS[event]
+        for attempt in range(1000):  # rejection sampling: each builder returns None for a draw it cannot use
+            rng = np.random.default_rng(mix_seed(_SALTS[self.split], EVENTS.index(event), base, attempt))
+            made = build(rng, self.num_frames, self.event_range, mirror)
+            if made is not None:
+                return (event, *made)
+        raise RuntimeError(f"builtin:voe could not draw a {event} pair for index {index}")
+
+    def pair(self, index: int) -> Twin:
+        """Pair ``index``, rendered."""
+        event, variant, possible, impossible, flip = self.scenes(index)
+        frame = _first_difference(possible, impossible)
+        clips = [render_clip(s, self.resolution) for s in (possible, impossible)]
+        if flip:
+            clips = [np.ascontiguousarray(c[:, :, ::-1]) for c in clips]
+        return Twin(f"builtin:voe/{self.split}/{index}", event, variant, frame, *clips)
+
+    def describe(self, index: int) -> str:
+        return f"builtin:voe/{self.split}/{index}"
+
+
+Built = tuple[str, BouncingScene, BouncingScene, bool] | None
+
+
+def _base(rng: np.random.Generator, frames: int, distractors: tuple[int, int] = (2, 3), walls: float = 0.0) -> BouncingScene:
+    family = dataclasses.replace(PHYSICS, distractors=distractors, wall_probability=walls)
+    return make_scene(int(rng.integers(8)), rng, frames, family)
+
+
+def _two_worlds(a: BouncingScene, b: BouncingScene, frame: int, mirror: int, names: tuple[str, str]) -> Built:
+    """The pair (A, A then B) or its mirror (B, B then A)."""
+    first, then = (a, b) if mirror == 0 else (b, a)
+    return names[mirror], first, splice(first, then, frame), False
+
+
+def _teleport(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
+    a = _base(rng, frames)
+    frame = int(rng.integers(events[0], events[1] + 1))
+    start = a.positions[0].copy()
+    start[0] = rng.uniform(a.radii[0], 1 - a.radii[0], 2)
+    pos, vel = simulate(start, a.velocities[0], a.radii, frames, gravity=a.gravity)
+    b = dataclasses.replace(a, positions=pos, velocities=vel)
+    if np.linalg.norm(a.positions[frame, 0] - b.positions[frame, 0]) < 0.3:
+        return None  # a jump of at least 19 px at 64 px
+    return _two_worlds(a, b, frame, mirror, ("teleport", "teleport back"))
+
+
+def _vanish(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
+    a = _base(rng, frames, distractors=(3, 3))  # 4 discs with it, 3 without: both counts are in training
+    frame = int(rng.integers(events[0], events[1] + 1))
+    if not _in_the_open(a, 1, range(frame - 2, frame + 2)):
+        return None
+    visible = np.ones(a.positions.shape[:2], dtype=bool)
+    visible[:, 1] = False
+    return _two_worlds(a, dataclasses.replace(a, visible=visible), frame, mirror, ("vanish", "appear"))
+
+
+def _vanish_occluded(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
+    a = _base(rng, frames, distractors=(3, 3))
+    bx, by, angle, half_length, _ = a.bar
+    half_width = float(rng.uniform(0.06, 0.09))
+    radius = float(rng.uniform(0.035, min(0.06, half_width - 0.015)))
+    frame = int(rng.integers(events[0], events[1] + 1))
+    # Put disc 1 behind the bar at the event frame, then run time backwards to its start.
+    u, n = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
+    at = np.array([bx, by]) + rng.uniform(-0.6, 0.6) * half_length * u + rng.uniform(-1, 1) * (half_width - radius - 0.01) * n
+    speed, heading = rng.uniform(*SPEED_RANGE), rng.uniform(0, 2 * math.pi)
+    back, back_vel = simulate(at, -speed * np.array([math.cos(heading), math.sin(heading)]), [radius], frame + 1,
+                              gravity=a.gravity)
+    start_pos, start_vel = a.positions[0].copy(), a.velocities[0].copy()
+    start_pos[1], start_vel[1] = back[-1, 0], -back_vel[-1, 0]
+    radii = a.radii.copy()
+    radii[1] = radius
+    pos, vel = simulate(start_pos, start_vel, radii, frames, gravity=a.gravity)
+    a = dataclasses.replace(a, positions=pos, velocities=vel, radii=radii,
+                            bar=(bx, by, angle, half_length, half_width))
+    hidden = _bar_distance(pos[:, 1], a.bar) + radius <= half_width - 0.5 * PIXEL
+    if not hidden[frame] or hidden[: frame - 2].all() or hidden[frame + 3:].all():
+        return None  # it must be seen going in (before) and coming out (after)
+    visible = np.ones(pos.shape[:2], dtype=bool)
+    visible[:, 1] = False
+    return _two_worlds(a, dataclasses.replace(a, visible=visible), frame, mirror,
+                       ("vanish behind the bar", "appear from behind the bar"))
+
+
+def _colour(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
+    a = _base(rng, frames)
+    frame = int(rng.integers(events[0], events[1] + 1))
+    colours = a.colours.copy()
+    colours[1] = rng.uniform(*DISTRACTOR_COLOUR, 3)
+    if np.abs(colours[1] - a.colours[1]).max() < 60 or not _in_the_open(a, 1, range(frame - 1, frame + 1)):
+        return None
+    return _two_worlds(a, dataclasses.replace(a, colours=colours), frame, mirror, ("colour A->B", "colour B->A"))
+
+
+def _size(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
+    a = _base(rng, frames)
+    frame = int(rng.integers(events[0], events[1] + 1))
+    small, large = a.radii.copy(), a.radii.copy()
+    small[1], large[1] = rng.uniform(0.035, 0.04), rng.uniform(0.055, 0.06)
+    pos, vel = simulate(a.positions[0], a.velocities[0], small, frames, gravity=a.gravity)
+    pos_large, _ = simulate(a.positions[0], a.velocities[0], large, frames, gravity=a.gravity)
+    if not np.array_equal(pos, pos_large):
+        return None  # the disc touched a side: its path depends on its size
+    a = dataclasses.replace(a, positions=pos, velocities=vel, radii=small)
+    if not _in_the_open(dataclasses.replace(a, radii=large), 1, range(frame - 1, frame + 1)):
+        return None
+    return _two_worlds(a, dataclasses.replace(a, radii=large), frame, mirror, ("grow", "shrink"))
+
+
+def _solidity(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
+    a = _base(rng, frames, walls=1.0)
+    wall, radius = a.walls[0], float(a.radii[0])
+    frame = int(rng.integers(events[0], events[1] + 1))
+    vertical = wall.y1 - wall.y0 > wall.x1 - wall.x0
+    side = 1 if rng.uniform() < 0.5 else -1
+    # The main disc touches one face of the wall at the event frame, heading into it.
+    if vertical:
+        at = np.array([wall.x1 + radius if side > 0 else wall.x0 - radius, rng.uniform(wall.y0 + 0.05, wall.y1 - 0.05)])
+        heading = np.array([-side * rng.uniform(0.7, 1.0), rng.uniform(-0.5, 0.5)])
+    else:
+        at = np.array([rng.uniform(wall.x0 + 0.05, wall.x1 - 0.05), wall.y1 + radius if side > 0 else wall.y0 - radius])
+        heading = np.array([rng.uniform(-0.5, 0.5), -side * rng.uniform(0.7, 1.0)])
+    velocity = rng.uniform(*SPEED_RANGE) * heading / np.linalg.norm(heading)
+    back, back_vel = simulate(at, -velocity, [radius], frame + 1, gravity=a.gravity)
+    start_pos, start_vel = a.positions[0].copy(), a.velocities[0].copy()
+    start_pos[0], start_vel[0] = back[-1, 0], -back_vel[-1, 0]
+    if wall.distance(start_pos[0]) < radius + 0.01:
+        return None
+    pos, vel = simulate(start_pos, start_vel, a.radii, frames, gravity=a.gravity, walls=a.walls)
+    possible = dataclasses.replace(a, positions=pos, velocities=vel)
+    solid = np.ones(len(a.radii), dtype=bool)
+    solid[0] = False
+    pos, vel = simulate(start_pos, start_vel, a.radii, frames, gravity=a.gravity, walls=a.walls, solid=solid)
+    impossible = dataclasses.replace(a, positions=pos, velocities=vel)
+    differs = _first_difference(possible, impossible)
+    if differs is None or not events[0] <= differs <= events[1] + 2:
+        return None  # it met the wall too early, too late, or not at all
+    return ("through the wall", possible, impossible, bool(mirror))
+
+
+def _in_flight(scene: BouncingScene, disc: int, frames: range, margin: float = 0.05) -> bool:
+    """Whether ``disc`` stays clear of the box's sides and the walls over ``frames`` (mid-air)."""
+    r = float(scene.radii[disc])
+    p = scene.positions[list(frames), disc]
+    if (p < r + margin).any() or (p > 1 - r - margin).any():
+        return False
+    return all((w.distance(p) > r + margin).all() for w in scene.walls)
+
+
+def _reversal(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
+    a = _base(rng, frames)
+    frame = int(rng.integers(events[0], events[1] + 1))
+    if not _in_flight(a, 0, range(frame - 4, min(frames, frame + 4))):
+        return None
+    velocity = a.velocities[frame - 1].copy()
+    velocity[0] = -velocity[0]
+    return ("reversal", a, _resimulate(a, frame - 1, velocity=velocity), bool(mirror))
+
+
+def _gravity(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
+    a = _base(rng, frames)
+    frame = int(rng.integers(events[0], events[1] + 1))
+    if not _in_flight(a, 0, range(frame - 1, min(frames, frame + 8)), margin=0.02):
+        return None
+    gravity = np.full(len(a.radii), a.gravity)
+    gravity[0] = 0.0 if mirror == 0 else -a.gravity
+    return ("hover" if mirror == 0 else "rise", a, _resimulate(a, frame - 1, gravity=gravity), False)
+
+
+_BUILDERS: dict[str, Callable[[np.random.Generator, int, tuple[int, int], int], Built]] = {
+    "teleport": _teleport, "vanish": _vanish, "vanish_occluded": _vanish_occluded, "colour": _colour,
+    "size": _size, "solidity": _solidity, "reversal": _reversal, "gravity": _gravity,
+}
