@@ -86,3 +86,17 @@ def _single_thread_determinism():
 
 def needs_cifar() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not (CIFAR / "train-000000.tar").exists(), reason="../shared/data/cifar10 not present")
+
+
+@pytest.fixture(scope="session")
+def tiny_video_export(tmp_path_factory) -> Path:
+    """One tiny V-JEPA run (4 frames of 16 x 16), exported with its predictor: shared by the surprise
+    tests and the intuitive-physics notebook."""
+    from jepa.cli import main
+
+    tmp = tmp_path_factory.mktemp("video_export")
+    cfg = write_tiny_video_config(tmp, steps=3)
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
+    assert main(["export", str(tmp / "run" / "checkpoints" / "last.ckpt"), "--out", str(tmp / "export"),
+                 "--with-predictor"]) == 0
+    return tmp / "export"

@@ -153,7 +153,10 @@ def open_pairs(spec: str, image_size: tuple[int, int], num_frames: int, split: s
     if spec == "builtin:voe":
         if image_size[0] != image_size[1]:
             raise JEPAError(f"builtin:voe draws square frames; the encoder takes {image_size[1]}x{image_size[0]}")
-        return VoETwins(split, pairs_per_event, resolution=image_size[0], num_frames=num_frames)
+        try:
+            return VoETwins(split, pairs_per_event, resolution=image_size[0], num_frames=num_frames)
+        except ValueError as exn:
+            raise JEPAError(f"--pairs builtin:voe: {exn}") from None
     kind, sep, data = spec.partition(":")
     if not sep or kind not in CUTS or not data:
         raise JEPAError(f"--pairs {spec!r}: expected builtin:voe or one of {', '.join(k + ':DATA' for k in CUTS)}")
