@@ -12,7 +12,8 @@ from conftest import REPO, write_tiny_config
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 # What each notebook must print at the tests' small settings (a notebook that ran but showed nothing fails).
 EXPECTED = {"encoder_tour.ipynb": "linear probe on 100 frozen features",
-            "planning_two_rooms.ipynb": "world_model  success"}
+            "planning_two_rooms.ipynb": "world_model  success",
+            "intuitive_physics.ipynb": "relative accuracy by the mean over windows"}
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,13 @@ def tiny_export(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, tiny_export, monkeypatch, tmp_path):
+def test_notebook_runs(path, tiny_export, tiny_video_export, monkeypatch, tmp_path):
     monkeypatch.setenv("JEPA_NB_ENCODER", str(tiny_export))
+    monkeypatch.setenv("JEPA_NB_VIDEO_ENCODER", str(tiny_video_export))
+    monkeypatch.setenv("JEPA_NB_PAIRS", "2")
+    monkeypatch.setenv("JEPA_NB_FRAMES", "12")
+    monkeypatch.setenv("JEPA_NB_SEEDS", "1")
+    monkeypatch.setenv("JEPA_NB_OUT", str(tmp_path / "surprise"))
     monkeypatch.setenv("JEPA_NB_PLAN_SIZE", "tiny")
     monkeypatch.setenv("JEPA_NB_PLAN_OUT", str(tmp_path / "two_rooms"))
     monkeypatch.setenv("JEPA_NB_TRAIN", "100")

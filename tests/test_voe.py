@@ -74,9 +74,9 @@ def test_physics_scenes_never_enter_a_wall_and_the_solidity_twin_does():
     assert 10 <= walled <= 30  # about half the scenes have a wall
     voe = VoETwins("val", pairs_per_event=2, events=["solidity"])
     _, _, possible, impossible, _ = voe.scenes(0)
-    wall, r = possible.walls[0], possible.radii[0]
-    assert (wall.distance(possible.positions[:, 0]) > r - 0.01).all()
-    assert (wall.distance(impossible.positions[:, 0]) < r / 2).any()
+    wall, r = possible.walls[0], possible.radii[1]
+    assert (wall.distance(possible.positions[:, 1]) > r - 0.01).all()
+    assert (wall.distance(impossible.positions[:, 1]) < r / 2).any()
 
 
 def test_gravity_twins_leave_the_ballistic_path_by_several_pixels_within_a_window():

@@ -6,12 +6,12 @@ possibly and the other does not. The events (IntPhys, GRASP):
 
 | event | property | what the impossible clip does | its mirror |
 |---|---|---|---|
-| teleport | continuity | the main disc jumps to another place | it jumps back the other way |
-| vanish | permanence | a disc vanishes in the open | a disc appears in the open |
+| teleport | continuity | the main disc jumps to another place (at the top of its arc, nearly still) | it jumps back the other way |
+| vanish | permanence | a disc vanishes in the open (at the top of its arc) | a disc appears in the open |
 | vanish_occluded | permanence | a disc goes behind the bar and never comes out | a disc comes out that never went in |
 | colour | constancy | a disc changes colour | the colours swapped |
 | size | constancy | a disc grows | a disc shrinks |
-| solidity | solidity | the main disc passes through a solid wall | the same scene mirrored left-right |
+| solidity | solidity | a disc passes through a solid wall (behind the bar, as IntPhys hides its violations) | the same scene mirrored left-right |
 | reversal | inertia | the main disc turns back in mid-air | mirrored left-right |
 | gravity | gravity | the main disc hovers (gravity off) | it rises (gravity reversed) |
 
@@ -39,6 +39,7 @@ from .bouncing import (
     PHYSICS,
     SPEED_RANGE,
     BouncingScene,
+    Wall,
     make_scene,
     render_clip,
     simulate,
@@ -201,51 +202,79 @@ def _two_worlds(a: BouncingScene, b: BouncingScene, frame: int, mirror: int, nam
     return names[mirror], first, splice(first, then, frame), False
 
 
+def _place(scene: BouncingScene, disc: int, frame: int, at: np.ndarray, velocity: np.ndarray,
+           radius: float | None = None) -> BouncingScene | None:
+    """The scene with ``disc`` (of ``radius``) passing ``at`` with ``velocity`` at ``frame``: its start is
+    found by running time backwards (free flight under gravity is reversible), then every disc is
+    simulated forwards again. None when the disc would have bounced on the way (not reversible)."""
+    r = float(scene.radii[disc] if radius is None else radius)
+    back, back_vel = simulate(at, -np.asarray(velocity), [r], frame + 1, gravity=scene.gravity, walls=scene.walls)
+    start, start_vel = scene.positions[0].copy(), scene.velocities[0].copy()
+    start[disc], start_vel[disc] = back[-1, 0], -back_vel[-1, 0]
+    radii = np.array(scene.radii, dtype=np.float64)
+    radii[disc] = r
+    if any(w.distance(start[disc]) < r + 0.01 for w in scene.walls):
+        return None
+    pos, vel = simulate(start, start_vel, radii, len(scene.positions), gravity=scene.gravity, walls=scene.walls)
+    if np.linalg.norm(pos[frame, disc] - at) > 0.25 * PIXEL:
+        return None
+    return dataclasses.replace(scene, positions=pos, velocities=vel, radii=radii)
+
+
+def _apex(rng: np.random.Generator) -> np.ndarray:
+    """A velocity at the top of an arc: a disc there moves about 1.5 px in the next 4 frames, so even a
+    predictor that copies the last frame forward sees it jump or vanish (as every model must)."""
+    return np.array([rng.uniform(-0.006, 0.006), rng.uniform(-0.003, 0.003)])
+
+
 def _teleport(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
-    a = _base(rng, frames)
-    frame = int(rng.integers(events[0], events[1] + 1))
-    start = a.positions[0].copy()
-    start[0] = rng.uniform(a.radii[0], 1 - a.radii[0], 2)
-    pos, vel = simulate(start, a.velocities[0], a.radii, frames, gravity=a.gravity)
-    b = dataclasses.replace(a, positions=pos, velocities=vel)
-    if np.linalg.norm(a.positions[frame, 0] - b.positions[frame, 0]) < 0.3:
+    base = _base(rng, frames)
+    frame, velocity, r = int(rng.integers(events[0], events[1] + 1)), _apex(rng), float(base.radii[0])
+    here, there = rng.uniform(r + 0.05, 1 - r - 0.05, (2, 2))
+    if np.linalg.norm(here - there) < 0.3:
         return None  # a jump of at least 19 px at 64 px
+    a, b = _place(base, 0, frame, here, velocity), _place(base, 0, frame, there, velocity)
+    if a is None or b is None:
+        return None
     return _two_worlds(a, b, frame, mirror, ("teleport", "teleport back"))
 
 
 def _vanish(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
-    a = _base(rng, frames, distractors=(3, 3))  # 4 discs with it, 3 without: both counts are in training
-    frame = int(rng.integers(events[0], events[1] + 1))
-    if not _in_the_open(a, 1, range(frame - 2, frame + 2)):
+    base = _base(rng, frames, distractors=(3, 3))  # 4 discs with it, 3 without: both counts are in training
+    frame, r = int(rng.integers(events[0], events[1] + 1)), float(base.radii[1])
+    a = _place(base, 1, frame, rng.uniform(r + 0.05, 1 - r - 0.05, 2), _apex(rng))
+    if a is None or not _in_the_open(a, 1, range(frame - 2, frame + 2)):
         return None
     visible = np.ones(a.positions.shape[:2], dtype=bool)
     visible[:, 1] = False
     return _two_worlds(a, dataclasses.replace(a, visible=visible), frame, mirror, ("vanish", "appear"))
 
 
+def _behind_the_bar(scene: BouncingScene, disc: int) -> np.ndarray:
+    """[T] whether ``disc`` is wholly hidden behind the bar in each frame."""
+    r = float(np.max(_per_frame(scene)[0][:, disc]))
+    return _bar_distance(scene.positions[:, disc], scene.bar) + r <= scene.bar[4] - 0.5 * PIXEL
+
+
 def _vanish_occluded(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
-    a = _base(rng, frames, distractors=(3, 3))
-    bx, by, angle, half_length, _ = a.bar
+    base = _base(rng, frames, distractors=(3, 3))
+    bx, by, angle, half_length, _ = base.bar
     half_width = float(rng.uniform(0.06, 0.09))
     radius = float(rng.uniform(0.035, min(0.06, half_width - 0.015)))
+    base = dataclasses.replace(base, bar=(bx, by, angle, half_length, half_width))
     frame = int(rng.integers(events[0], events[1] + 1))
-    # Put disc 1 behind the bar at the event frame, then run time backwards to its start.
+    # Disc 1 behind the bar at the event frame.
     u, n = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
     at = np.array([bx, by]) + rng.uniform(-0.6, 0.6) * half_length * u + rng.uniform(-1, 1) * (half_width - radius - 0.01) * n
-    speed, heading = rng.uniform(*SPEED_RANGE), rng.uniform(0, 2 * math.pi)
-    back, back_vel = simulate(at, -speed * np.array([math.cos(heading), math.sin(heading)]), [radius], frame + 1,
-                              gravity=a.gravity)
-    start_pos, start_vel = a.positions[0].copy(), a.velocities[0].copy()
-    start_pos[1], start_vel[1] = back[-1, 0], -back_vel[-1, 0]
-    radii = a.radii.copy()
-    radii[1] = radius
-    pos, vel = simulate(start_pos, start_vel, radii, frames, gravity=a.gravity)
-    a = dataclasses.replace(a, positions=pos, velocities=vel, radii=radii,
-                            bar=(bx, by, angle, half_length, half_width))
-    hidden = _bar_distance(pos[:, 1], a.bar) + radius <= half_width - 0.5 * PIXEL
+    heading = rng.uniform(0, 2 * math.pi)
+    a = _place(base, 1, frame, at, rng.uniform(*SPEED_RANGE) * np.array([math.cos(heading), math.sin(heading)]),
+               radius)
+    if a is None:
+        return None
+    hidden = _behind_the_bar(a, 1)
     if not hidden[frame] or hidden[: frame - 2].all() or hidden[frame + 3:].all():
         return None  # it must be seen going in (before) and coming out (after)
-    visible = np.ones(pos.shape[:2], dtype=bool)
+    visible = np.ones(a.positions.shape[:2], dtype=bool)
     visible[:, 1] = False
     return _two_worlds(a, dataclasses.replace(a, visible=visible), frame, mirror,
                        ("vanish behind the bar", "appear from behind the bar"))
@@ -277,33 +306,49 @@ def _size(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror
 
 
 def _solidity(rng: np.random.Generator, frames: int, events: tuple[int, int], mirror: int) -> Built:
-    a = _base(rng, frames, walls=1.0)
-    wall, radius = a.walls[0], float(a.radii[0])
+    """A disc slips behind the bar at a shallow angle and meets, behind it, a horizontal wall that
+    crosses the bar: possibly it bounces back, impossibly it comes out on the wall's other side. As in
+    IntPhys, the violation happens out of sight, so no frame shows a disc inside or against a wall;
+    the disc is seen going behind the bar just before."""
+    base = _base(rng, frames)
+    angle = math.pi / 2 + float(rng.uniform(-0.5, 0.5))  # a steep bar crossed by a horizontal wall
+    half_width, half_length = float(rng.uniform(0.07, 0.09)), float(rng.uniform(0.25, 0.45))
+    radius = float(rng.uniform(0.035, min(0.05, half_width - 0.02)))
+    bx, by = rng.uniform(0.3, 0.7, 2)
+    thickness, length = float(rng.uniform(0.035, 0.045)), float(rng.uniform(0.35, 0.6))
+    x0, y0 = bx - length / 2 + float(rng.uniform(-0.1, 0.1)), by + float(rng.uniform(-0.15, 0.15))
+    wall = Wall(x0, y0, x0 + length, y0 + thickness)
+    base = dataclasses.replace(base, bar=(bx, by, angle, half_length, half_width), walls=(wall,))
     frame = int(rng.integers(events[0], events[1] + 1))
-    vertical = wall.y1 - wall.y0 > wall.x1 - wall.x0
-    side = 1 if rng.uniform() < 0.5 else -1
-    # The main disc touches one face of the wall at the event frame, heading into it.
-    if vertical:
-        at = np.array([wall.x1 + radius if side > 0 else wall.x0 - radius, rng.uniform(wall.y0 + 0.05, wall.y1 - 0.05)])
-        heading = np.array([-side * rng.uniform(0.7, 1.0), rng.uniform(-0.5, 0.5)])
-    else:
-        at = np.array([rng.uniform(wall.x0 + 0.05, wall.x1 - 0.05), wall.y1 + radius if side > 0 else wall.y0 - radius])
-        heading = np.array([rng.uniform(-0.5, 0.5), -side * rng.uniform(0.7, 1.0)])
-    velocity = rng.uniform(*SPEED_RANGE) * heading / np.linalg.norm(heading)
-    back, back_vel = simulate(at, -velocity, [radius], frame + 1, gravity=a.gravity)
-    start_pos, start_vel = a.positions[0].copy(), a.velocities[0].copy()
-    start_pos[0], start_vel[0] = back[-1, 0], -back_vel[-1, 0]
-    if wall.distance(start_pos[0]) < radius + 0.01:
+    down = rng.uniform() < 0.5  # onto the wall's top, or into its bottom
+    # Where the bar's axis meets the wall's face, the disc touches it, heading along the axis within 25 degrees.
+    face = wall.y0 - radius if down else wall.y1 + radius
+    axis = np.array([math.cos(angle), math.sin(angle)])
+    at = np.array([bx + (face - by) * axis[0] / axis[1], face]) + rng.uniform(-1, 1) * 0.01
+    heading = math.atan2(axis[1], axis[0]) * (1 if axis[1] > 0 else -1) + float(rng.uniform(-0.45, 0.45))
+    direction = np.array([math.cos(heading), abs(math.sin(heading)) * (1 if down else -1)])
+    velocity = rng.uniform(*SPEED_RANGE) * direction
+    possible = _place(base, 1, frame, at - velocity * 0.5, velocity, radius)
+    if possible is None:
         return None
-    pos, vel = simulate(start_pos, start_vel, a.radii, frames, gravity=a.gravity, walls=a.walls)
-    possible = dataclasses.replace(a, positions=pos, velocities=vel)
-    solid = np.ones(len(a.radii), dtype=bool)
-    solid[0] = False
-    pos, vel = simulate(start_pos, start_vel, a.radii, frames, gravity=a.gravity, walls=a.walls, solid=solid)
-    impossible = dataclasses.replace(a, positions=pos, velocities=vel)
+    solid = np.ones(len(possible.radii), dtype=bool)
+    solid[1] = False
+    pos, vel = simulate(possible.positions[0], possible.velocities[0], possible.radii, frames,
+                        gravity=possible.gravity, walls=possible.walls, solid=solid)
+    impossible = dataclasses.replace(possible, positions=pos, velocities=vel)
     differs = _first_difference(possible, impossible)
     if differs is None or not events[0] <= differs <= events[1] + 2:
         return None  # it met the wall too early, too late, or not at all
+    for scene in (possible, impossible):  # inside or against the wall only behind the bar
+        touching = wall.distance(scene.positions[:, 1]) < radius + PIXEL
+        if (touching & ~_behind_the_bar(scene, 1)).any():
+            return None
+    seen = ~_behind_the_bar(possible, 1) | ~_behind_the_bar(impossible, 1)
+    apart = np.linalg.norm(possible.positions[:, 1] - impossible.positions[:, 1], axis=1) > 3 * PIXEL
+    if not (seen & apart)[differs:differs + 6].any() or _behind_the_bar(possible, 1)[differs - 5:differs - 1].all():
+        return None  # seen going behind the bar, and coming out differently soon after
+    if any(wall.distance(possible.positions[:, k]).min() < possible.radii[k] for k in range(len(possible.radii))):
+        return None  # no disc of the possible clip ever overlaps the wall
     return ("through the wall", possible, impossible, bool(mirror))
 
 
