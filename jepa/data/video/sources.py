@@ -71,7 +71,7 @@ def read_video_list(path: str) -> tuple[list[tuple[str, int | None]], tuple[str,
                     raise JEPAError(f"{path}:{number}: expected 'path label' with an integer label, got {text!r}") from None
                 if label < 0:
                     raise JEPAError(f"{path}:{number}: labels are class indices >= 0, got {label}")
-            entries.append((video if os.path.isabs(video) else os.path.join(base, video), label))
+            entries.append((video if os.path.isabs(video) else os.path.normpath(os.path.join(base, video)), label))
     if not entries:
         raise JEPAError(f"video list {path} has no entries")
     labels = [label for _, label in entries]
