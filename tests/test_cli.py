@@ -78,7 +78,15 @@ def test_probe_kinds_show_only_their_own_flags(monkeypatch, capsys):
     attentive, _ = _help(monkeypatch, capsys, ["probe", "attentive"])
     assert "--k " not in linear and "--temperature" not in linear and "--lrs" in linear
     assert "--lrs" not in knn and "--epochs" not in knn and "--temperature" in knn
-    assert "--k " not in attentive and "--lrs" not in attentive and "(default: 20)" in attentive
+    assert "--k " not in attentive and "--lrs" not in attentive and "--patience" in attentive and "--epochs" not in attentive
+
+
+def test_the_attentive_probe_names_what_replaced_epochs(capsys):
+    from jepa.cli import main
+
+    assert main(["probe", "attentive", "--encoder", "x", "--train", "y", "--val", "z", "--epochs", "20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--epochs" in err and "--max-steps" in err and len(err.splitlines()) == 1
 
 
 def test_version_and_help_answer_without_importing_torch():

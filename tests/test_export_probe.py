@@ -146,13 +146,17 @@ def test_knn_on_one_hot_label_features_is_exact():
 
 
 def test_attentive_probe_learns_a_token_level_rule():
-    from jepa.eval.attentive import attentive_scores, train_attentive_probe
+    from jepa.eval.attentive import ProbeSchedule, attentive_scores, train_attentive_probe
 
     torch.manual_seed(0)
     y = torch.arange(256) % 2
     tokens = torch.randn(256, 8, 16) * 0.1
     tokens[torch.arange(256), torch.randint(0, 8, (256,)), y] += 3.0  # class = which channel one token lights up
-    probe = train_attentive_probe(tokens[:200], y[:200], 2, epochs=30, lr=3e-3, batch_size=32)
+    probe, training = train_attentive_probe(tokens[:200], y[:200], 2, ProbeSchedule(max_steps=400, min_steps=100, eval_every=20),
+                                            lr=3e-3, batch_size=32)
+    # It stops once held-out accuracy stops improving, keeping the best scoring's weights.
+    assert training["stopped"] == "no_improvement" and training["best_step"] <= training["steps"] < 400
+    assert training["holdout_acc"] == max(acc for _, acc in training["curve"]) and training["holdout_samples"] == 20
     acc = (attentive_scores(probe, tokens[200:]).argmax(-1) == y[200:]).float().mean()
     assert acc >= 0.95
 

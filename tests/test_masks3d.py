@@ -3,10 +3,12 @@ import itertools
 import pytest
 import torch
 
+from jepa.masks.causal import CausalMaskConfig, CausalMasker
 from jepa.masks.collator import mask_groups
 from jepa.masks.groups import GroupMasker
 from jepa.masks.multiblock import MultiBlockConfig, MultiBlockMasker
 from jepa.masks.multiblock3d import BlockGroup, MultiBlock3DMasker, VideoMaskConfig
+from jepa.masks.registry import VIDEO_MASKINGS, video_masker
 from jepa.masks.tube import TubeMaskConfig, TubeMasker
 
 VIDEO = (8, 14, 14)  # 16 frames, tubelet 2, 224 px at patch 16
@@ -176,8 +178,27 @@ def test_tube_ratio_columns_and_determinism():
     assert seen_t == seen_c == set(range(32))
 
 
+def test_causal_masks_are_the_first_frames_against_all_later_tokens():
+    """Context: every token of the first c frames of tokens; targets: every token after them; c drawn
+    per batch (the same for all its samples) from a quarter to three quarters of the clip, a pure
+    function of (seed, step)."""
+    masker = CausalMasker(VIDEO, seed=5)  # 8 frames of tokens: c in 2..6
+    per_frame = VIDEO[1] * VIDEO[2]
+    seen = set()
+    for step in range(60):
+        [(ctx, tgt)] = masker.batch(step, [3, 9, 11])
+        c = masker.context_slices(step)
+        seen.add(c)
+        assert ctx.shape == (3, c * per_frame) and tgt.shape == (3, 1, (VIDEO[0] - c) * per_frame)
+        assert torch.equal(ctx[0], torch.arange(c * per_frame)) and (ctx == ctx[0]).all() and (tgt == tgt[0]).all()
+        assert torch.equal(torch.cat([ctx[0], tgt[0, 0]]), torch.arange(VIDEO[0] * per_frame))
+        assert torch.equal(tgt, CausalMasker(VIDEO, seed=5).batch(step, [3, 9, 11])[0][1])
+    assert seen == {2, 3, 4, 5, 6}
+    assert CausalMasker((2, 4, 4)).context_choices == [1]  # two frames of tokens: one of context, one to predict
+
+
 def test_group_interface_covers_all_maskers():
-    for masker in [MultiBlock3DMasker(VIDEO), TubeMasker(VIDEO)]:
+    for masker in [video_masker(name, VIDEO, None, seed=0) for name in VIDEO_MASKINGS]:
         assert isinstance(masker, GroupMasker)
         groups = masker.batch(1, [0, 1])
         assert len(groups) == masker.num_groups and all(t.dim() == 3 and c.dim() == 2 for c, t in groups)
@@ -203,6 +224,8 @@ def test_group_interface_covers_all_maskers():
         (lambda: MultiBlock3DMasker(SMALL, VideoMaskConfig([BlockGroup(1, (1.0, 1.0), (1.0, 1.0))])), "groups"),
         (lambda: TubeMaskConfig(ratio=1.0), "ratio"),
         (lambda: TubeMasker((1, 2, 2), TubeMaskConfig(0.9)), "ratio"),
+        (lambda: CausalMaskConfig(context=(0.5, 1.0)), "context"),
+        (lambda: CausalMasker((1, 4, 4)), "at least 2 frames"),
     ],
 )
 def test_bad_configs_raise_one_line_errors(make, match):

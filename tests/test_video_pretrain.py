@@ -46,7 +46,8 @@ def test_a_video_run_trains_exports_and_probes_a_clip_encoder(tmp_path, capsys):
 
     capsys.readouterr()
     assert main(["probe", "attentive", "--encoder", str(out), "--train", "builtin:bouncing", "--val",
-                 "builtin:bouncing", "--frame-step", "1", "--max-train", "32", "--max-val", "16", "--epochs", "1",
+                 "builtin:bouncing", "--frame-step", "1", "--max-train", "32", "--max-val", "16", "--max-steps", "2",
+                 "--min-steps", "1", "--eval-every", "1",
                  "--baselines", "--cache-dir", str(tmp_path / "cache")]) == 0
     report = json.loads((out / "probe-attentive" / "probe.json").read_text())
     assert set(report["results"]) == {"pretrained", "first frame only", "random weights", "raw pixels"}
@@ -72,16 +73,21 @@ def test_an_image_model_refuses_clips_and_an_image_checkpoint_does_not_resume_as
     assert len(err.splitlines()) == 1
 
 
-def test_a_video_run_resumes_bit_exactly(tmp_path):
+# Causal masks on 8 frames (4 frames of tokens): the context length changes from batch to batch.
+CAUSAL = ["--data.video_masking", "causal", "--data.clips.frames_per_clip", "8"]
+
+
+@pytest.mark.parametrize("masks", [[], CAUSAL], ids=["multiblock", "causal"])
+def test_a_video_run_resumes_bit_exactly(tmp_path, masks):
     straight = with_callbacks(write_tiny_video_config(tmp_path / "a", steps=4, ckpt_every=2),
                               record_callbacks(tmp_path / "a.jsonl"))
-    assert main(["pretrain", "--config", str(straight), "--probe.enabled", "false"]) == 0
+    assert main(["pretrain", "--config", str(straight), "--probe.enabled", "false", *masks]) == 0
     first = with_callbacks(write_tiny_video_config(tmp_path / "b", steps=4, ckpt_every=2),
                            record_callbacks(tmp_path / "b.jsonl", stop_at=2))
-    assert main(["pretrain", "--config", str(first), "--probe.enabled", "false"]) == 0
+    assert main(["pretrain", "--config", str(first), "--probe.enabled", "false", *masks]) == 0
     second = with_callbacks(write_tiny_video_config(tmp_path / "b", steps=4, ckpt_every=2),
                             record_callbacks(tmp_path / "b.jsonl"))
-    assert main(["pretrain", "--config", str(second), "--probe.enabled", "false", "--ckpt_path", "last"]) == 0
+    assert main(["pretrain", "--config", str(second), "--probe.enabled", "false", "--ckpt_path", "last", *masks]) == 0
     a = [r for r in read_records(tmp_path / "a.jsonl") if "loss" in r]
     b = [r for r in read_records(tmp_path / "b.jsonl") if "loss" in r]
     assert [r["step"] for r in b] == [1, 2, 3, 4]
@@ -130,6 +136,9 @@ def test_a_mixed_image_and_video_run_trains_and_resumes_at_its_mixture_position(
     (["--data.train_weight", "2"], "data.train_weight weighs data.train against data.mix, which is empty"),
     (["--data.memory_cache", "true"], "memory_cache holds images only"),
     (["--data.val", "builtin:shapes"], "holds images but data.train builtin:bouncing holds videos"),
+    (["--data.video_masking", "causal", "--data.tube_masks.ratio", "0.5"],
+     "data.tube_masks is set but data.video_masking is causal: set video_masking: tube or drop data.tube_masks"),
+    (["--data.video_masking", "future"], "data.video_masking must be one of multiblock, tube, causal, got 'future'"),
 ])
 def test_bad_video_configs_end_in_one_line(tmp_path, capsys, override, message):
     cfg = write_tiny_video_config(tmp_path, steps=1)

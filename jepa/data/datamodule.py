@@ -11,10 +11,13 @@ from torch.utils.data import DataLoader
 
 from ..errors import JEPAError
 from ..grid import clip_grid, patch_grid, to_2tuple, tubelet_for
+from ..masks.causal import CausalMaskConfig
 from ..masks.collator import MaskCollator
+from ..masks.groups import GroupMasker
 from ..masks.multiblock import MultiBlockConfig, MultiBlockMasker
-from ..masks.multiblock3d import MultiBlock3DMasker, VideoMaskConfig
-from ..masks.tube import TubeMaskConfig, TubeMasker
+from ..masks.multiblock3d import VideoMaskConfig
+from ..masks.registry import VIDEO_MASKINGS, video_masker
+from ..masks.tube import TubeMaskConfig
 from .clip_transforms import ClipEvalTransform, ClipFrames, ClipTrainTransform
 from .eval_loader import eval_loader
 from .memory import MemoryImages, MemoryTrainBatches
@@ -25,8 +28,6 @@ from .spec import Data, open_data
 from .transforms import EvalTransform, TrainTransform
 from .video.clips import ClipSampling
 from .views import ViewMaker, ViewsConfig
-
-VIDEO_MASKING = ("multiblock", "tube")
 
 
 class PretrainDataModule(pl.LightningDataModule):
@@ -52,9 +53,11 @@ class PretrainDataModule(pl.LightningDataModule):
             None: 2 for video runs).
         clips: how clips are cut from videos: frames_per_clip (16), frame_step (4) or fps, random
             start, what short videos do (``loop`` or ``pad``; counted in summary.json).
-        video_masking: ``multiblock`` (V-JEPA's 3-D blocks, ``video_masks``) or ``tube``.
+        video_masking: ``multiblock`` (V-JEPA's 3-D blocks, ``video_masks``), ``tube`` (``tube_masks``) or
+            ``causal`` (the first frames context, the later ones targets; ``causal_masks``).
         video_masks: the 3-D block groups (V-JEPA: 8 blocks of scale 0.15, 2 of scale 0.7).
         tube_masks: the tube masking ratio (0.9).
+        causal_masks: the range of context lengths of causal masks (a quarter to three quarters of the clip).
         decoder: ``auto`` (decord, PyAV when decord fails), ``decord`` or ``pyav``.
         decode_timeout: seconds a video may take to decode before it is skipped.
         batch_size: samples per device and step.
@@ -87,6 +90,7 @@ class PretrainDataModule(pl.LightningDataModule):
         video_masking: str = "multiblock",
         video_masks: VideoMaskConfig | None = None,
         tube_masks: TubeMaskConfig | None = None,
+        causal_masks: CausalMaskConfig | None = None,
         decoder: str = "auto",
         decode_timeout: float = 30.0,
         batch_size: int = 64,
@@ -110,8 +114,8 @@ class PretrainDataModule(pl.LightningDataModule):
             raise JEPAError(str(exn)) from None
         if batch_size < 1:
             raise JEPAError(f"data.batch_size must be positive, got {batch_size}")
-        if video_masking not in VIDEO_MASKING:
-            raise JEPAError(f"data.video_masking must be one of {', '.join(VIDEO_MASKING)}, got {video_masking!r}")
+        if video_masking not in VIDEO_MASKINGS:
+            raise JEPAError(f"data.video_masking must be one of {', '.join(VIDEO_MASKINGS)}, got {video_masking!r}")
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.crop_scale = crop_scale
@@ -121,6 +125,7 @@ class PretrainDataModule(pl.LightningDataModule):
         self.video_masking = video_masking
         self.video_masks = video_masks or VideoMaskConfig()
         self.tube_masks = tube_masks or TubeMaskConfig()
+        self.causal_masks = causal_masks or CausalMaskConfig()
         self.seed = seed
         self.samples_per_epoch = samples_per_epoch
         self.shuffle_buffer = shuffle_buffer
@@ -150,8 +155,9 @@ class PretrainDataModule(pl.LightningDataModule):
         self.token_grid: tuple[int, ...] = self.grid
         if decoder not in ("auto", "decord", "pyav"):
             raise JEPAError(f"data.decoder must be auto, decord or pyav, got {decoder!r}")
-        self._refuse_unused(tubelet_size, clips, video_masking, video_masks, tube_masks, decoder, decode_timeout,
-                            masks, train_weight, mix)
+        self._refuse_unused(tubelet_size, clips, video_masking,
+                            {"video_masks": video_masks, "tube_masks": tube_masks, "causal_masks": causal_masks},
+                            decoder, decode_timeout, masks, train_weight, mix)
         if self.modality == "video":
             self.tubelet_size = tubelet_for(clips.frames_per_clip, tubelet_size)
             if clips.frames_per_clip < 2:
@@ -172,8 +178,7 @@ class PretrainDataModule(pl.LightningDataModule):
             raise JEPAError("mixed runs (data.mix) take neither data.memory_cache nor data.views")
 
     def _refuse_unused(self, tubelet_size: int | None, clips: ClipSampling, video_masking: str,
-                       video_masks: VideoMaskConfig | None, tube_masks: TubeMaskConfig | None, decoder: str,
-                       decode_timeout: float, masks: MultiBlockConfig | None, train_weight: float,
+                       mask_settings: dict[str, object], decoder: str, decode_timeout: float, masks: MultiBlockConfig | None, train_weight: float,
                        mix: list[MixtureSpec] | None) -> None:
         """Settings that would not apply to this run end it in one line: none is silently ignored."""
         first = self.components[0].spec
@@ -181,7 +186,7 @@ class PretrainDataModule(pl.LightningDataModule):
             # Compared with the constructor's own defaults, so the two cannot drift apart.
             default = {n: p.default for n, p in inspect.signature(PretrainDataModule.__init__).parameters.items()}
             given = [f"data.{k}" for k, v in (("clips", clips), ("video_masking", video_masking),
-                                              ("video_masks", video_masks), ("tube_masks", tube_masks),
+                                              *mask_settings.items(),
                                               ("decoder", decoder), ("decode_timeout", decode_timeout))
                      if v != default[k]]
             if tubelet_size not in (None, 1):
@@ -193,10 +198,10 @@ class PretrainDataModule(pl.LightningDataModule):
             if masks is not None:
                 raise JEPAError("data.masks (I-JEPA's 2-D blocks) does not apply to a video run: set data.video_masks "
                                 "(3-D blocks) or data.video_masking: tube with data.tube_masks")
-            if video_masking == "multiblock" and tube_masks is not None:
-                raise JEPAError("data.tube_masks is set but data.video_masking is multiblock: set video_masking: tube")
-            if video_masking == "tube" and video_masks is not None:
-                raise JEPAError("data.video_masks (3-D blocks) is set but data.video_masking is tube")
+            for name, family in VIDEO_MASKINGS.items():
+                if name != video_masking and mask_settings[family.key] is not None:
+                    raise JEPAError(f"data.{family.key} is set but data.video_masking is {video_masking}: "
+                                    f"set video_masking: {name} or drop data.{family.key}")
         if train_weight != 1.0 and not mix:
             raise JEPAError("data.train_weight weighs data.train against data.mix, which is empty")
 
@@ -227,8 +232,7 @@ class PretrainDataModule(pl.LightningDataModule):
         trainer = self.trainer
         return trainer.global_step * trainer.accumulate_grad_batches if trainer is not None else 0
 
-    def masker(self, modality: str | None = None, seed: int | None = None
-               ) -> MultiBlockMasker | MultiBlock3DMasker | TubeMasker:
+    def masker(self, modality: str | None = None, seed: int | None = None) -> MultiBlockMasker | GroupMasker:
         """The masks of this run's batches (of ``modality``: an image component of a video run is
         masked in 3-D as a clip of one tubelet)."""
         seed = self.seed if seed is None else seed
@@ -236,9 +240,8 @@ class PretrainDataModule(pl.LightningDataModule):
             if self.modality == "image":
                 return MultiBlockMasker(self.grid, self.masks, seed=seed)
             grid = self.token_grid if (modality or self.modality) == "video" else (1, *self.grid)
-            if self.video_masking == "tube":
-                return TubeMasker(grid, self.tube_masks, seed=seed)
-            return MultiBlock3DMasker(grid, self.video_masks, seed=seed)
+            settings = {"video_masks": self.video_masks, "tube_masks": self.tube_masks, "causal_masks": self.causal_masks}
+            return video_masker(self.video_masking, grid, settings[VIDEO_MASKINGS[self.video_masking].key], seed)
         except ValueError as exn:
             raise JEPAError(f"data masks: {exn}") from None
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,38 +36,95 @@ class AttentiveProbe(nn.Module):
         return self.head(x[:, 0])
 
 
+@dataclass(frozen=True)
+class ProbeSchedule:
+    """How long an attentive probe trains: to convergence, judged on held-out training clips.
+
+    The probe trains on all but ``holdout`` of the training tokens, with a constant learning rate after
+    a short warm-up; every ``eval_every`` optimizer steps it is scored on the held-out part, and it stops
+    once that accuracy has not improved for ``patience`` evaluations (after at least ``min_steps``), or
+    at ``max_steps``. The weights of the best evaluation are kept. A fixed number of epochs is not
+    enough: 1,000 clips for 20 epochs is 80 optimizer steps, where random weights score 11.6% on
+    ``builtin:bouncing`` motion and 74.4% after 100 epochs.
+    """
+
+    max_steps: int = 4000
+    min_steps: int = 500
+    eval_every: int = 100
+    patience: int = 5
+    holdout: float = 0.1
+    warmup_steps: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"the probe's held-out share must be between 0 and 1, not {self.holdout}")
+        if not 0 < self.eval_every <= self.max_steps or self.min_steps > self.max_steps or self.patience < 1:
+            raise ValueError(f"the probe's schedule needs 0 < eval_every <= max_steps, min_steps <= max_steps "
+                             f"and patience >= 1, not {self}")
+
+
 def train_attentive_probe(
     train_tokens: torch.Tensor,
     train_y: torch.Tensor,
     num_classes: int,
-    epochs: int = 20,
+    schedule: ProbeSchedule | None = None,
     lr: float = 1e-3,
     weight_decay: float = 0.01,
     batch_size: int = 256,
     num_heads: int = 4,
     seed: int = 0,
-) -> AttentiveProbe:
-    """Trains an attentive probe on cached tokens [N, T, D] with AdamW and a cosine schedule
-    (``jepa probe`` ends before an epoch when asked to stop)."""
+) -> tuple[AttentiveProbe, dict[str, Any]]:
+    """Trains an attentive probe on cached tokens [N, T, D] with AdamW until held-out accuracy stops
+    improving (``ProbeSchedule``); ``jepa probe`` ends between steps when asked to stop.
+
+    Returns:
+        (the probe at its best held-out evaluation, in eval mode; a record of the training: steps run,
+        the best step, its held-out accuracy, why it stopped, and the held-out accuracy curve).
+    """
+    schedule = schedule or ProbeSchedule()
     gen = torch.Generator().manual_seed(seed)
+    n = train_tokens.shape[0]
+    perm = torch.randperm(n, generator=gen).to(train_tokens.device)
+    k = min(n - 1, max(1, round(schedule.holdout * n)))
+    held, fit = perm[:k], perm[k:]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         probe = AttentiveProbe(train_tokens.shape[-1], num_classes, num_heads).to(train_tokens.device)
     opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
-    n = train_tokens.shape[0]
-    steps_per_epoch = max(1, math.ceil(n / batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * steps_per_epoch)
+    warmup = max(1, schedule.warmup_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    best = (-1.0, 0, copy.deepcopy(probe.state_dict()))
+    curve: list[list[float]] = []
+    step, stopped = 0, "max_steps"
     probe.train()
-    for _ in range(epochs):
-        raise_if_stop_requested()
-        perm = torch.randperm(n, generator=gen).to(train_tokens.device)
-        for idx in perm.split(batch_size):
+    while step < schedule.max_steps:
+        order = fit[torch.randperm(len(fit), generator=gen).to(train_tokens.device)]
+        for idx in order.split(batch_size):
+            raise_if_stop_requested()
             loss = F.cross_entropy(probe(train_tokens[idx]), train_y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-    return probe.eval()
+            step += 1
+            if step % schedule.eval_every == 0 or step == schedule.max_steps:
+                probe.eval()
+                acc = (attentive_scores(probe, train_tokens[held]).argmax(-1) == train_y[held]).float().mean().item()
+                probe.train()
+                curve.append([step, acc])
+                if acc > best[0]:
+                    best = (acc, step, copy.deepcopy(probe.state_dict()))
+                evals_since = (step - best[1]) // schedule.eval_every
+                if step >= schedule.min_steps and evals_since >= schedule.patience:
+                    stopped = "no_improvement"
+            if stopped != "max_steps" or step >= schedule.max_steps:
+                break
+        if stopped != "max_steps":
+            break
+    probe.load_state_dict(best[2])
+    record = {"steps": step, "best_step": best[1], "holdout_acc": best[0], "holdout_samples": int(k),
+              "stopped": stopped, "curve": curve}
+    return probe.eval(), record
 
 
 @torch.no_grad()

@@ -102,15 +102,24 @@ def probe_parser() -> argparse.ArgumentParser:
             p.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2], help="learning rates")
             p.add_argument("--wds", type=float, nargs="+", default=[0.0, 1e-4, 1e-3], help="weight decays")
         elif kind == "attentive":
-            p.add_argument("--epochs", type=int, default=20, help="training epochs")
+            p.add_argument("--max-steps", type=int, default=4000, help="optimizer steps at most")
+            p.add_argument("--min-steps", type=int, default=500, help="optimizer steps at least")
+            p.add_argument("--eval-every", type=int, default=100,
+                           help="optimizer steps between two scorings on the held-out 10%% of the training clips")
+            p.add_argument("--patience", type=int, default=5,
+                           help="held-out scorings without improvement before the probe stops (the best is kept)")
         else:
             p.add_argument("--k", type=int, default=20, help="neighbours that vote")
             p.add_argument("--temperature", type=float, default=0.07, help="T of the vote weights exp(similarity / T)")
     return parser
 
 
+# The attentive probe trains to convergence on held-out training clips instead of for a number of epochs.
+ATTENTIVE_RENAMED = {"--epochs": "--max-steps (the attentive probe stops when held-out accuracy stops improving)"}
+
+
 def probe_command(argv: list[str]) -> int:
-    args = parse(probe_parser(), argv)
+    args = parse(probe_parser(), argv, renamed=ATTENTIVE_RENAMED if argv[:1] == ["attentive"] else None)
     if args.kind == "surprise":
         from .surprise_cli import surprise_main
 

@@ -20,7 +20,7 @@ from ..errors import JEPAError
 from ..export import FrozenEncoder, load_encoder
 from ..metrics import rankme
 from ..stopping import StopRequested, exit_code, raise_if_stop_requested, stop_signals
-from .attentive import attentive_scores, train_attentive_probe
+from .attentive import ProbeSchedule, attentive_scores, train_attentive_probe
 from .features import Features, default_cache_dir, extract_features, low_shot_indices
 from .knn import knn_predict
 from .linear import fit_linear_grid
@@ -126,9 +126,24 @@ def _run(kind: str, tr: Features, va: Features, num_classes: int, args) -> list[
         pred = knn_predict(tr.pooled, tr.labels, va.pooled, num_classes, args.k, args.temperature).argmax(-1)
         acc = (pred == va.labels).float().mean().item()
         return [{"k": args.k, "temperature": args.temperature, "val_acc": acc, "_pred": pred}]
-    probe = train_attentive_probe(tr.tokens.float(), tr.labels, num_classes, epochs=args.epochs, seed=args.seed)
+    try:
+        schedule = ProbeSchedule(max_steps=args.max_steps, min_steps=args.min_steps, eval_every=args.eval_every,
+                                 patience=args.patience)
+    except ValueError as exn:
+        raise JEPAError(f"--max-steps/--min-steps/--eval-every/--patience: {exn}") from None
+    probe, training = train_attentive_probe(tr.tokens.float(), tr.labels, num_classes, schedule, seed=args.seed)
     pred = attentive_scores(probe, va.tokens.float()).argmax(-1)
-    return [{"epochs": args.epochs, "val_acc": (pred == va.labels).float().mean().item(), "_pred": pred}]
+    return [{"training": training, "val_acc": (pred == va.labels).float().mean().item(), "_pred": pred}]
+
+
+def _selection(args: argparse.Namespace) -> str:
+    if args.kind == "attentive":
+        return ("one setting, trained on 90% of the training clips until its accuracy on the other 10% stopped "
+                "improving; the weights of its best scoring are kept (results.*.best.training)")
+    if args.kind == "linear" and args.select == "holdout":
+        return ("setting chosen on a held-out 10% of the training features, trained on the other 90% "
+                "(the scored split is never looked at)")
+    return "best setting on the validation split (the full grid is listed)"
 
 
 def _setting(kind: str, row: dict[str, Any]) -> str:
@@ -136,7 +151,8 @@ def _setting(kind: str, row: dict[str, Any]) -> str:
         return f"{row['pooling']} lr={row['lr']:g} wd={row['weight_decay']:g}"
     if kind == "knn":
         return f"k={row['k']} T={row['temperature']:g}"
-    return f"{row['epochs']} epochs"
+    t = row["training"]
+    return f"{t['best_step']} of {t['steps']} steps ({t['stopped'].replace('_', ' ')}; held-out {100 * t['holdout_acc']:.1f}%)"
 
 
 def probe_main(args: argparse.Namespace, argv: list[str]) -> int:
@@ -227,9 +243,7 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
         "image_size": list(image_size),
         **({"clips": {"frames": frames, "frame_step": step, "fps": fps}} if video else {}),
         "low_shot": {"fraction": args.fraction, "per_class": args.per_class, "seed": args.seed},
-        "selection": ("setting chosen on a held-out 10% of the training features, trained on the other 90% "
-                      "(the scored split is never looked at)" if args.kind == "linear" and args.select == "holdout"
-                      else "best setting on the validation split (the full grid is listed)"),
+        "selection": _selection(args),
         "results": results,
     }
     write_json_atomic(out_dir / "probe.json", report)

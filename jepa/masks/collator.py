@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from .groups import GroupMasker
 from .multiblock import MultiBlockMasker
 
 
@@ -27,7 +28,7 @@ class MaskCollator:
     {"global": [[B, C, H, W], ...], "local": [[B, C, h, w], ...]}.
     """
 
-    def __init__(self, masker: MultiBlockMasker | None) -> None:
+    def __init__(self, masker: MultiBlockMasker | GroupMasker | None) -> None:
         self.masker = masker
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
