@@ -9,7 +9,14 @@ import torch
 
 from jepa.cli import main
 from jepa.errors import JEPAError
-from jepa.objectives import covariance_loss, epps_pulley, sigreg, variance_loss
+from jepa.objectives import (
+    covariance_loss,
+    epps_pulley,
+    motion_weights,
+    sigreg,
+    variance_loss,
+    weighted_regression_loss,
+)
 from jepa.train.objective import OBJECTIVES, build_objective
 
 from conftest import write_tiny_config
@@ -51,6 +58,21 @@ def test_vicreg_terms_against_closed_forms():
     var = a.var().item()
     # Two copies of one column: the off-diagonal covariances are var twice, divided by D = 2.
     assert covariance_loss(torch.cat([a, a], 1)).item() == pytest.approx(var**2, rel=1e-4)
+
+
+def test_motion_weights_favour_the_tokens_where_pixels_change():
+    clips = torch.zeros(2, 3, 4, 8, 8)
+    clips[:, :, 2:, :4, :4] = 1.0  # a square appears in the top-left patch at frame 2
+    w = motion_weights(clips, tubelet=2, patch=4, strength=1.0)  # 2 x 2 x 2 tokens in (t, h, w) order
+    assert w.shape == (2, 8) and torch.allclose(w.mean(dim=1), torch.ones(2))
+    assert w[0, 4] == w.max() and (w[0, [1, 2, 3, 5, 6, 7]] == 0).all()  # only the second tubelet of that patch changes
+    half = motion_weights(clips, tubelet=2, patch=4, strength=0.5)
+    assert torch.allclose(half, 0.5 + 0.5 * w)
+    assert torch.equal(motion_weights(clips, 2, 4, strength=0.0), torch.ones(2, 8))
+    pred, target = torch.zeros(2, 8, 5), torch.ones(2, 8, 5)
+    assert weighted_regression_loss(pred, target, torch.ones(2, 8), "l1") == 1.0
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        motion_weights(torch.zeros(2, 3, 8, 8), 1, 4, 1.0)
 
 
 def test_every_registered_objective_is_built_by_name_and_settings():

@@ -73,11 +73,12 @@ def test_an_image_model_refuses_clips_and_an_image_checkpoint_does_not_resume_as
     assert len(err.splitlines()) == 1
 
 
-# Causal masks on 8 frames (4 frames of tokens): the context length changes from batch to batch.
-CAUSAL = ["--data.video_masking", "causal", "--data.clips.frames_per_clip", "8"]
+# Causal masks on 8 frames (4 frames of tokens): the context length changes from batch to batch;
+# the target tokens weighted by pixel change.
+CAUSAL = ["--data.video_masking", "causal", "--data.clips.frames_per_clip", "8", "--model.motion_weight", "1.0"]
 
 
-@pytest.mark.parametrize("masks", [[], CAUSAL], ids=["multiblock", "causal"])
+@pytest.mark.parametrize("masks", [[], CAUSAL], ids=["multiblock", "causal-motion-weighted"])
 def test_a_video_run_resumes_bit_exactly(tmp_path, masks):
     straight = with_callbacks(write_tiny_video_config(tmp_path / "a", steps=4, ckpt_every=2),
                               record_callbacks(tmp_path / "a.jsonl"))

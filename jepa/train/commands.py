@@ -44,7 +44,7 @@ config keys (--GROUP.KEY VALUE on the command line, a mapping in the YAML):
   model.predictor.*     width, depth, heads
   model.objective       ema (EMA target; default), sigreg or vicreg, with settings: {{name: sigreg, weight: 0.1}}
   model.optim.*         lr, start_lr, final_lr, warmup_steps, weight_decay, final_weight_decay, betas
-  model.*               compile, activation_checkpointing, views_weight, monitor_every_n_steps
+  model.*               compile, activation_checkpointing, views_weight, motion_weight, monitor_every_n_steps
   data.*                train, val (DATA specs: a folder, shards 'x-{{000000..000009}}.tar', a video list,
                         builtin:shapes, builtin:bouncing), image_size, batch_size, num_workers,
                         masks, clips, video_masking, views, memory_cache, mix, samples_per_epoch

@@ -20,7 +20,7 @@ from ..grid import to_2tuple
 from ..metrics import feature_std, rankme
 from ..models.predictor import Predictor, PredictorConfig
 from ..models.vit import EncoderConfig, VisionTransformer, gather_tokens, layer_normed
-from ..objectives import RegressionLoss, jepa_regression_loss
+from ..objectives import RegressionLoss, jepa_regression_loss, motion_weights, weighted_regression_loss
 from .checkpointing import check_same_architecture
 from .objective import ObjectiveSpec, build_objective
 from .optim import decay_groups
@@ -100,6 +100,8 @@ class PretrainModule(pl.LightningModule):
         probe_lr: learning rate of the online linear probe (not scheduled, no weight decay).
         views_weight: weight of the cross-view term when the data has multi-view inputs: every view's
             pooled embedding predicts the mean of the global views' target embeddings (LeJEPA).
+        motion_weight: clips only: how much each target token's loss is weighted by the pixel change
+            inside its tubelet (0: all tokens alike; 1: in proportion to the change; ``jepa.objectives.motion``).
         compile: ``torch.compile`` the encoders and the predictor.
         activation_checkpointing: recompute each block in the backward pass to save memory.
         monitor_every_n_steps: how often to log the collapse monitors (feature std, RankMe).
@@ -118,6 +120,7 @@ class PretrainModule(pl.LightningModule):
         objective: ObjectiveSpec = "ema",
         probe_lr: float = 1e-3,
         views_weight: float = 1.0,
+        motion_weight: float = 0.0,
         compile: bool = False,
         activation_checkpointing: bool = False,
         monitor_every_n_steps: int = 50,
@@ -148,6 +151,9 @@ class PretrainModule(pl.LightningModule):
         self.optim_cfg = copy.deepcopy(optim)
         self.probe_lr = probe_lr
         self.views_weight = views_weight
+        if not 0.0 <= motion_weight <= 1.0:
+            raise JEPAError(f"model.motion_weight must be between 0 and 1, got {motion_weight}")
+        self.motion_weight = motion_weight
         self.use_compile = compile
         self._compiled = False
         self.monitor_every_n_steps = monitor_every_n_steps
@@ -167,6 +173,7 @@ class PretrainModule(pl.LightningModule):
                 "objective": self.objective.hparams(),
                 "probe_lr": probe_lr,
                 "views_weight": views_weight,
+                "motion_weight": motion_weight,
             }
         )
         self.recent_losses: collections.deque[torch.Tensor] = collections.deque(maxlen=50)
@@ -243,12 +250,19 @@ class PretrainModule(pl.LightningModule):
         grid = self.encoder.token_grid(inputs)
         h = self.objective.target_tokens(self, inputs)
         embeddings = h.mean(dim=1)
+        weights = None
+        if self.motion_weight > 0 and inputs.dim() == 5:
+            weights = motion_weights(inputs, self.encoder.tubelet_size, self.encoder.patch_size, self.motion_weight)
         losses, contexts = [], []
         for ctx_idx, tgt_idx in masks:
             targets = layer_normed(gather_tokens(h, tgt_idx))
             z = self.encoder(inputs, keep=ctx_idx)
             pred = self.predictor(z, ctx_idx, tgt_idx, grid)
-            losses.append(jepa_regression_loss(pred, targets, self.loss_kind))
+            if weights is None:
+                losses.append(jepa_regression_loss(pred, targets, self.loss_kind))
+            else:
+                w = gather_tokens(weights.unsqueeze(-1), tgt_idx)[..., 0]
+                losses.append(weighted_regression_loss(pred, targets, w, self.loss_kind))
             contexts.append(z)
         prediction = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
         # The regulariser needs embeddings with a gradient: the full inputs' when the targets carry
