@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .regression import RegressionLoss
+from .regression import RegressionLoss, regression_distance
 
 
 def motion_weights(clips: torch.Tensor, tubelet: int, patch: int, strength: float) -> torch.Tensor:
@@ -37,12 +37,5 @@ def weighted_regression_loss(pred: torch.Tensor, target: torch.Tensor, weights: 
     if pred.shape != target.shape or weights.shape != pred.shape[:-1]:
         raise ValueError(f"shapes differ: prediction {tuple(pred.shape)}, target {tuple(target.shape)}, "
                          f"weights {tuple(weights.shape)}")
-    if kind == "smooth_l1":
-        per = F.smooth_l1_loss(pred, target, reduction="none")
-    elif kind == "l1":
-        per = F.l1_loss(pred, target, reduction="none")
-    elif kind == "l2":
-        per = F.mse_loss(pred, target, reduction="none")
-    else:
-        raise ValueError(f"unknown loss {kind!r}: choose smooth_l1, l1 or l2")
+    per = regression_distance(pred, target, kind, reduction="none")
     return (per.mean(dim=-1) * weights).mean()

@@ -10,6 +10,17 @@ import torch.nn.functional as F
 RegressionLoss = Literal["smooth_l1", "l1", "l2"]
 
 
+_DISTANCES = {"smooth_l1": F.smooth_l1_loss, "l1": F.l1_loss, "l2": F.mse_loss}
+
+
+def regression_distance(pred: torch.Tensor, target: torch.Tensor, kind: RegressionLoss = "smooth_l1",
+                        reduction: str = "mean") -> torch.Tensor:
+    """The distance ``kind`` between predictions and targets, reduced as torch's losses reduce."""
+    if kind not in _DISTANCES:
+        raise ValueError(f"unknown loss {kind!r}: choose smooth_l1, l1 or l2")
+    return _DISTANCES[kind](pred, target, reduction=reduction)
+
+
 def jepa_regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: RegressionLoss = "smooth_l1") -> torch.Tensor:
     """Mean per-element distance between predictions and (already layer-normed) targets.
 
@@ -17,10 +28,4 @@ def jepa_regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: Regress
     """
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
-    if kind == "smooth_l1":
-        return F.smooth_l1_loss(pred, target)
-    if kind == "l1":
-        return F.l1_loss(pred, target)
-    if kind == "l2":
-        return F.mse_loss(pred, target)
-    raise ValueError(f"unknown loss {kind!r}: choose smooth_l1, l1 or l2")
+    return regression_distance(pred, target, kind)
