@@ -240,8 +240,8 @@ class PretrainDataModule(pl.LightningDataModule):
             if self.modality == "image":
                 return MultiBlockMasker(self.grid, self.masks, seed=seed)
             grid = self.token_grid if (modality or self.modality) == "video" else (1, *self.grid)
-            settings = {"video_masks": self.video_masks, "tube_masks": self.tube_masks, "causal_masks": self.causal_masks}
-            return video_masker(self.video_masking, grid, settings[VIDEO_MASKINGS[self.video_masking].key], seed)
+            settings = getattr(self, VIDEO_MASKINGS[self.video_masking].key)  # self.video_masks, tube_masks, ...
+            return video_masker(self.video_masking, grid, settings, seed)
         except ValueError as exn:
             raise JEPAError(f"data masks: {exn}") from None
 

@@ -44,8 +44,8 @@ class ProbeSchedule:
     a short warm-up; every ``eval_every`` optimizer steps it is scored on the held-out part, and it stops
     once that accuracy has not improved for ``patience`` evaluations (after at least ``min_steps``), or
     at ``max_steps``. The weights of the best evaluation are kept. A fixed number of epochs is not
-    enough: 1,000 clips for 20 epochs is 80 optimizer steps, where random weights score 11.6% on
-    ``builtin:bouncing`` motion and 74.4% after 100 epochs.
+    enough: 1,000 clips for 20 epochs is 80 optimizer steps, far from converged (on ``builtin:bouncing``
+    motion, 2,000 clips: random weights 63.3% after 20 epochs, 82.6% trained to convergence).
     """
 
     max_steps: int = 4000
@@ -95,31 +95,30 @@ def train_attentive_probe(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
     best = (-1.0, 0, copy.deepcopy(probe.state_dict()))
     curve: list[list[float]] = []
-    step, stopped = 0, "max_steps"
+    stopped = "max_steps"
+
+    def batches():  # shuffled passes over the fitting part, without end
+        while True:
+            yield from fit[torch.randperm(len(fit), generator=gen).to(train_tokens.device)].split(batch_size)
+
     probe.train()
-    while step < schedule.max_steps:
-        order = fit[torch.randperm(len(fit), generator=gen).to(train_tokens.device)]
-        for idx in order.split(batch_size):
-            raise_if_stop_requested()
-            loss = F.cross_entropy(probe(train_tokens[idx]), train_y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            if step % schedule.eval_every == 0 or step == schedule.max_steps:
-                probe.eval()
-                acc = (attentive_scores(probe, train_tokens[held]).argmax(-1) == train_y[held]).float().mean().item()
-                probe.train()
-                curve.append([step, acc])
-                if acc > best[0]:
-                    best = (acc, step, copy.deepcopy(probe.state_dict()))
-                evals_since = (step - best[1]) // schedule.eval_every
-                if step >= schedule.min_steps and evals_since >= schedule.patience:
-                    stopped = "no_improvement"
-            if stopped != "max_steps" or step >= schedule.max_steps:
-                break
-        if stopped != "max_steps":
+    for step, idx in zip(range(1, schedule.max_steps + 1), batches()):
+        raise_if_stop_requested()
+        loss = F.cross_entropy(probe(train_tokens[idx]), train_y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % schedule.eval_every and step != schedule.max_steps:
+            continue
+        probe.eval()
+        acc = (attentive_scores(probe, train_tokens[held]).argmax(-1) == train_y[held]).float().mean().item()
+        probe.train()
+        curve.append([step, acc])
+        if acc > best[0]:
+            best = (acc, step, copy.deepcopy(probe.state_dict()))
+        if step >= schedule.min_steps and (step - best[1]) // schedule.eval_every >= schedule.patience:
+            stopped = "no_improvement"
             break
     probe.load_state_dict(best[2])
     record = {"steps": step, "best_step": best[1], "holdout_acc": best[0], "holdout_samples": int(k),
