@@ -46,6 +46,7 @@ from .contract import (
 from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .errors import JEPAError
 from .models.vit import VisionTransformer
+from .runlock import hold_folder
 
 
 def _readable_by_others(path: Path) -> None:
@@ -87,7 +88,12 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path, which: str = "
     """
     if which not in ("auto", *ENCODER_PREFIXES):
         raise JEPAError(f"--which must be auto, target or context, not {which!r}")
-    out = Path(out_dir)
+    with hold_folder(out_dir, "jepa export", hint="give another --out"):
+        return _write_export(ckpt_path, Path(out_dir), which, overwrite, with_projector, with_predictor)
+
+
+def _write_export(ckpt_path: str | Path, out: Path, which: str, overwrite: bool, with_projector: bool,
+                  with_predictor: bool) -> Path:
     if (out / WEIGHTS).exists() and not overwrite:
         raise JEPAError(f"{out} already holds an export ({WEIGHTS}): choose another folder, or pass --overwrite")
     ckpt = read_checkpoint(ckpt_path)

@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from jepa.cli import main
+from jepa.runlock import read_holder
 
 from conftest import write_tiny_config
 from helpers import read_records
@@ -397,7 +398,9 @@ def test_sigkill_in_the_middle_of_a_save_leaves_the_previous_checkpoint(tmp_path
     ckpts = tmp_path / "run" / "checkpoints"
     assert (ckpts / "last.ckpt.tmp").is_file()  # the half-written file, beside the whole one
     assert step_of(ckpts / "last.ckpt") == 2
+    assert read_holder(tmp_path / "run")[0].pid == job.pid  # the dead run's lock is left ...
     assert resume(tmp_path, 0, 5, tmp_path / "run") == {s: reference[0][s] for s in (3, 4, 5)}
+    assert read_holder(tmp_path / "run") is None  # ... taken over by the resume, and let go at its end
     assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt"]  # the next save removed it
     assert step_of(ckpts / "last.ckpt") == 5
 
@@ -469,6 +472,8 @@ def test_two_ddp_ranks_signalled_as_a_group_stop_at_the_same_step(tmp_path):
         except BaseException:
             end_group(job)  # a rank that died leaves the other and the workers running
             raise
+    # One lock for the two ranks, held by the launching process (rank 1 would have been refused).
+    assert read_holder(path / "run")[0].pid == job.pid
     try:
         os.killpg(job.pid, signal.SIGTERM)  # both ranks and their four data workers
         time.sleep(0.3)
@@ -482,3 +487,37 @@ def test_two_ddp_ranks_signalled_as_a_group_stop_at_the_same_step(tmp_path):
     assert last == [PAUSE, PAUSE]
     assert step_of(path / "run" / "checkpoints" / "last.ckpt") == PAUSE
     assert summary_of(path / "run")["status"] == f"stopped by SIGTERM at step {PAUSE}"
+    assert read_holder(path / "run") is None
+
+
+def test_two_runs_started_together_into_one_folder_one_runs_and_the_other_is_refused(tmp_path, reference):
+    # What a requeued job does while its old copy still runs, or array tasks that share a run_dir.
+    cfg = fault_config(tmp_path, workers=0)
+    logs = [tmp_path / f"job{i}.stderr" for i in (0, 1)]
+    jobs = []
+    for log in logs:
+        with open(log, "w") as err:
+            jobs.append(start(cfg, stderr=err, stdout=subprocess.DEVNULL))
+    try:
+        deadline = time.time() + 180
+        while all(job.poll() is None for job in jobs) and time.time() < deadline:
+            time.sleep(0.05)
+        loser = next(i for i, job in enumerate(jobs) if job.poll() is not None)
+        winner = jobs[1 - loser]
+        err = logs[loser].read_text()
+        assert jobs[loser].returncode == 2, err[-3000:]
+        no_traceback(err)
+        line = err.strip().splitlines()[-1]
+        assert line.startswith(f"error: {tmp_path / 'run'} is in use by jepa pretrain (pid {winner.pid} on "), line
+        assert "give another --run_dir" in line
+        wait_for([tmp_path / "ready.rank0"], winner)
+        (tmp_path / "go").touch()
+        winner.wait(timeout=180)
+    finally:
+        for job in jobs:
+            end_group(job)
+    assert winner.returncode == 0, logs[1 - loser].read_text()[-3000:]
+    steps = [r["step"] for r in read_records(str(tmp_path / "rec.jsonl"), 0) if "loss" in r]
+    assert steps == list(range(1, MAX_STEPS + 1))  # one run's steps, each once
+    assert losses(tmp_path) == reference[0]
+    assert read_holder(tmp_path / "run") is None

@@ -19,6 +19,7 @@ from ..data.video.clips import ClipSampling
 from ..errors import JEPAError
 from ..export import FrozenEncoder, load_encoder
 from ..metrics import rankme
+from ..runlock import folders_released_after, take_folder
 from ..stopping import StopRequested, exit_code, raise_if_stop_requested, stop_signals
 from .attentive import ProbeSchedule, attentive_scores, train_attentive_probe
 from .features import Features, default_cache_dir, extract_features, low_shot_indices
@@ -158,7 +159,7 @@ def _setting(kind: str, row: dict[str, Any]) -> str:
 def probe_main(args: argparse.Namespace, argv: list[str]) -> int:
     """``jepa probe`` with its arguments read (``jepa.eval.probe_args``); ``argv`` as typed, for summary.json."""
     # A stop signal ends the probe between batches or epochs; data workers ignore it.
-    with stop_signals("stopping at the next batch or epoch"):
+    with stop_signals("stopping at the next batch or epoch"), folders_released_after():
         try:
             return _probe(args, argv)
         except StopRequested as stop:
@@ -199,6 +200,7 @@ def _probe(args: argparse.Namespace, argv: list[str]) -> int:
     classes = list(train_data.classes) if train_data.classes else None
     remap = label_remap(train_data, val_data)
     out_dir = Path(args.out or Path(args.encoder) / f"probe-{args.kind}")
+    take_folder(out_dir, f"jepa probe {args.kind}", hint="give another --out")
     if (out_dir / "probe.json").exists() and not args.overwrite:
         raise JEPAError(f"{out_dir} already holds a probe.json: pass --overwrite to replace it, or another --out")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from ..data.pairs import CutSettings, open_pairs
 from ..errors import JEPAError
 from ..export import FrozenPredictor, load_predictor
 from ..progress import Progress
+from ..runlock import folders_released_after, take_folder
 from ..stopping import StopRequested, exit_code, raise_if_stop_requested, stop_signals
 from .surprise import SurpriseModel, Windows, random_jepa
 from .surprise_metrics import EventScore, relative_accuracy, score_event
@@ -107,7 +108,7 @@ def plot_examples(examples: list[dict[str, Any]], windows: Windows, path: Path) 
 
 def surprise_main(args: argparse.Namespace, argv: list[str]) -> int:
     """``jepa probe surprise`` with its arguments read (``jepa.eval.probe_args``)."""
-    with stop_signals("stopping after the current pair"):
+    with stop_signals("stopping after the current pair"), folders_released_after():
         try:
             return _surprise(args, argv)
         except StopRequested as stop:
@@ -121,6 +122,7 @@ def _surprise(args: argparse.Namespace, argv: list[str]) -> int:
     if not jepa.target.video:
         raise JEPAError(f"{args.encoder} is an image encoder: the surprise probe needs a video encoder")
     out = Path(args.out or Path(args.encoder) / "probe-surprise")
+    take_folder(out, "jepa probe surprise", hint="give another --out")
     if (out / "surprise.json").exists() and not args.overwrite:
         raise JEPAError(f"{out} already holds a surprise.json: pass --overwrite to replace it, or another --out")
     if args.pairs_per_event < 2 or args.pairs_per_event % 2:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import JEPAError
 from ..export import export_checkpoint
+from ..runlock import hold_folder
 from ..shipped import shipped_config
 from ..train.run import pretrain
 from .commands import parse_plan
@@ -42,8 +43,13 @@ def _ran(code: int, what: str) -> None:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """``jepa plan pipeline`` with its arguments read (``jepa.planning.commands.pipeline_parser``)."""
-    n_episodes, length, enc_steps, world_steps, eval_episodes = SIZES[args.size]
     out = Path(args.out)
+    with hold_folder(out, "jepa plan pipeline", hint="give another --out"):
+        return _run_stages(args, out)
+
+
+def _run_stages(args: argparse.Namespace, out: Path) -> int:
+    n_episodes, length, enc_steps, world_steps, eval_episodes = SIZES[args.size]
     t0 = time.perf_counter()
     times: dict[str, float] = {}
     report = ["--report", "false"] if args.size == "tiny" else []

@@ -13,6 +13,7 @@ import torch
 from ..atomic import write_json_atomic
 from ..errors import JEPAError
 from ..progress import Progress
+from ..runlock import folders_released_after, take_folder
 from ..stopping import raise_if_stop_requested, stop_signals
 from .agent import AgentSettings
 from .costs import GoalEnergy
@@ -64,6 +65,11 @@ def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.T
 
 def plan_main(args: argparse.Namespace) -> int:
     """``jepa plan`` with its arguments read (``jepa.planning.commands.plan_parser``)."""
+    with folders_released_after():
+        return _plan(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
     if args.episodes < 1 or args.steps < 1:
         raise JEPAError("--episodes and --steps must be >= 1")
     if not args.discount > 0:
@@ -90,6 +96,7 @@ def plan_main(args: argparse.Namespace) -> int:
         raise JEPAError(f"{args.env}: {exn}") from None
     env = make_env(args.env, config=cfg)
     out = Path(args.out or (Path(args.world) / "plan" if args.world else "runs/plan"))
+    take_folder(out, "jepa plan", hint="give another --out")
     if (out / "plan.json").exists() and not args.overwrite:
         raise JEPAError(f"{out} already holds a plan.json: pass --overwrite to replace it, or another --out")
     out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from pytorch_lightning.cli import LightningArgumentParser
 
 from ..atomic import write_json_atomic
 from ..errors import JEPAError
+from ..runlock import folders_released_after
 from ..stopping import RunAborted, exit_code, stop_signals
 from ..train.checkpointing import CheckpointWriteError
 from ..train.config_errors import config_error_line
@@ -89,6 +90,11 @@ def world(args: list[str]) -> int:
     if not args:
         raise JEPAError("jepa world needs a config: jepa world --config configs/planning/two_rooms_world.yaml")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with folders_released_after():
+        return _world(args)
+
+
+def _world(args: list[str]) -> int:
     with stop_signals():
         try:
             with quiet_lightning():

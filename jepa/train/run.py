@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from ..data.workers import DataWorkerDied
 from ..errors import JEPAError
+from ..runlock import folders_released_after
 from ..stopping import RunAborted, exit_code, stop_signals
 from .checkpointing import CheckpointWriteError
 from .config_errors import config_error_line
@@ -57,7 +58,7 @@ def pretrain(args: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # From here on a stop signal is a request: one that comes while the run is being set up stops
     # it at the first step boundary (see jepa.stopping).
-    with stop_signals():
+    with stop_signals(), folders_released_after():
         try:
             return _fit(args)
         except RunAborted:

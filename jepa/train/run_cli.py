@@ -22,6 +22,7 @@ from pytorch_lightning.loggers import Logger
 
 from ..errors import JEPAError
 from ..progress import is_terminal
+from ..runlock import take_folder
 from ..stopping import RunAborted
 from .checkpointing import LastCheckpoint
 from .commands import RUN_DIR_PLACEHOLDER
@@ -130,6 +131,9 @@ class RunCLI(LightningCLI):
                             "run_dir if any, else a fresh start: what cluster jobs use) or a path")
         parser.add_argument("--checkpoint_every_n_steps", type=int, default=500,
                             help="period of checkpoints/last.ckpt, in optimizer steps")
+        parser.add_argument("--lock_wait", type=float, default=0.0,
+                            help="seconds to wait for another live process that holds run_dir (a requeued job whose "
+                            "previous copy is still saving) before refusing; 0 refuses at once")
         parser.add_argument("--report", type=bool, default=True,
                             help="write report.png (the curves of jepa report) into the run folder at the end")
 
@@ -162,9 +166,14 @@ class RunCLI(LightningCLI):
 
     def resolve_resume(self) -> None:
         """Sets ``resume_from`` (checked before anything is built, so a wrong path costs nothing) and
-        refuses to reuse a run folder silently: a fresh start, or a resume from another run's
+        refuses a folder that another live process writes (jepa.runlock), and to reuse a run folder
+        silently: a fresh start, or a resume from another run's
         checkpoint, into a folder that already holds a run."""
         run_dir = str(self.config["run_dir"])
+        # The folder is this run's before anything is read or written, so that two runs started
+        # together cannot both pass the checks below (released by folders_released_after).
+        take_folder(run_dir, f"jepa {self.command}", wait_s=float(self.config.get("lock_wait") or 0.0),
+                    hint="give another --run_dir")
         ckpt_path = self.config["ckpt_path"]
         self.resume_from = resolve_ckpt(ckpt_path, run_dir)
         own = self.resume_from is not None and Path(run_dir).resolve() in Path(self.resume_from).resolve().parents
