@@ -178,7 +178,7 @@ class FolderLock:
                 self._forget_folder()
                 raise FolderInUse(self._refusal(holder, age))
             if not said:
-                print(f"waiting up to {self.wait_s:.0f} s for {holder.describe()} to release {self.folder}",
+                print(f"waiting up to {self.wait_s:g} s for {holder.describe()} to release {self.folder}",
                       flush=True)
                 said = True
             time.sleep(min(_POLL_S, max(0.0, deadline - time.monotonic())))

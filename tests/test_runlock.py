@@ -159,3 +159,14 @@ def test_a_taken_over_lock_is_not_removed_by_its_old_holder(tmp_path):
     lock.path.write_text(json.dumps(asdict(replace(this_process("another run"), pid=1))))  # taken over meanwhile
     lock.release()
     assert (tmp_path / LOCK_NAME).exists()
+
+
+def test_lock_wait_waits_for_the_holder_then_refuses(tmp_path, other_process, capsys):
+    cfg = write_tiny_config(tmp_path, steps=2)
+    write_lock(tmp_path / "run", **live_holder(other_process))
+    start = time.monotonic()
+    assert main(["pretrain", "--config", str(cfg), "--lock_wait", "1.5"]) == 2
+    assert time.monotonic() - start >= 1.5
+    out, err = capsys.readouterr()
+    assert f"waiting up to 1.5 s for jepa pretrain (pid {other_process.pid} on" in out
+    assert err.count("\n") == 1 and "is in use by jepa pretrain" in err
