@@ -9,7 +9,7 @@ import pytest
 
 from jepa.data.shard_writer import write_episode_shards
 from jepa.errors import JEPAError
-from jepa.planning.envs import TwoRoomsConfig, is_free, render_states
+from jepa.planning.envs import TwoRoomsConfig, is_free, make_env, render_states
 from jepa.planning.episodes import explore_actions, generate_episode, generate_episodes, write_episodes
 from jepa.planning.trajectories import Episode, read_episodes, windows
 from jepa.seeding import mix_seed
@@ -18,6 +18,7 @@ from conftest import SHARED_DATA
 
 PUSHT = SHARED_DATA / "pusht" / "pusht-000000.tar"
 CFG = TwoRoomsConfig()
+ENV = make_env("two-rooms")
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -38,38 +39,38 @@ def _tar(path, members: dict[str, bytes]) -> str:
 def test_explore_actions_stay_in_the_norm_ball_and_noisy_is_smooth():
     rng = np.random.default_rng(0)
     for policy in ("random", "noisy"):
-        actions = explore_actions(rng, 500, CFG, policy)
+        actions = explore_actions(rng, 500, CFG.max_action_norm, policy)
         assert actions.shape == (500, 2) and actions.dtype == np.float32
         assert (np.linalg.norm(actions, axis=1) <= CFG.max_action_norm + 1e-7).all()
-    noisy = explore_actions(np.random.default_rng(1), 2000, CFG, "noisy")
-    rand = explore_actions(np.random.default_rng(1), 2000, CFG, "random")
+    noisy = explore_actions(np.random.default_rng(1), 2000, CFG.max_action_norm, "noisy")
+    rand = explore_actions(np.random.default_rng(1), 2000, CFG.max_action_norm, "random")
     corr = [np.corrcoef(a[:-1, 0], a[1:, 0])[0, 1] for a in (noisy, rand)]
     assert corr[0] > 0.3 and abs(corr[1]) < 0.1
     with pytest.raises(ValueError, match="unknown exploration policy"):
-        explore_actions(rng, 3, CFG, "greedy")
+        explore_actions(rng, 3, CFG.max_action_norm, "greedy")
 
 
 def test_generate_episode_is_deterministic_and_follows_the_push_t_convention():
-    frames, actions, states = generate_episode(3, 20, CFG, "noisy")
+    frames, actions, states = generate_episode(3, 20, ENV, "noisy")
     assert frames.shape == (20, 64, 64, 3) and frames.dtype == np.uint8
     assert actions.shape == states.shape == (20, 2) and actions.dtype == states.dtype == np.float32
-    again = generate_episode(3, 20, CFG, "noisy")
+    again = generate_episode(3, 20, ENV, "noisy")
     assert all(np.array_equal(a, b) for a, b in zip((frames, actions, states), again))
-    assert not np.array_equal(states, generate_episode(4, 20, CFG, "noisy")[2])
+    assert not np.array_equal(states, generate_episode(4, 20, ENV, "noisy")[2])
     assert np.array_equal(frames, render_states(states, CFG))  # frame t shows state t (before action t)
     assert is_free(states, CFG).all()
-    batch = generate_episodes([5, 3], 20, CFG, "noisy")
+    batch = generate_episodes([5, 3], 20, ENV, "noisy")
     assert all(np.array_equal(b[1], a) for a, b in zip((frames, actions, states), batch))
 
 
 def test_write_episodes_round_trips_through_read_episodes(tmp_path):
-    report = write_episodes(str(tmp_path / "tr-%06d.tar"), num_episodes=5, length=24, seed=11, cfg=CFG,
+    report = write_episodes(str(tmp_path / "tr-%06d.tar"), num_episodes=5, length=24, seed=11, env=ENV,
                             policy="noisy", max_count=3)
     assert report.samples == 5 and len(report.shards) == 2 and not report.warnings
     episodes = list(read_episodes(report.brace_pattern))
     assert [e.key for e in episodes] == [f"ep{i:06d}" for i in range(5)]
     for i, episode in enumerate(episodes):
-        frames, actions, states = generate_episode(mix_seed(11, i), 24, CFG, "noisy")
+        frames, actions, states = generate_episode(mix_seed(11, i), 24, ENV, "noisy")
         assert np.array_equal(episode.actions, actions) and np.array_equal(episode.states, states)
         assert episode.frames.shape == frames.shape and episode.dropped == 0
         # Lossless h264 in RGB: the agent trains on exactly the frames the environment renders.
@@ -104,7 +105,7 @@ def test_episode_shard_errors_are_one_line(tmp_path):
 
 
 def test_length_mismatch_is_cut_to_the_shorter_with_a_warning(tmp_path):
-    report = write_episodes(str(tmp_path / "src-%06d.tar"), num_episodes=1, length=12, seed=0, cfg=CFG)
+    report = write_episodes(str(tmp_path / "src-%06d.tar"), num_episodes=1, length=12, seed=0, env=ENV)
     with tarfile.open(report.shards[0]) as tar:
         video = tar.extractfile("ep000000.mp4").read()
     actions = np.zeros((15, 2), np.float32)

@@ -167,10 +167,45 @@ def test_make_env_names_registration_and_config_errors():
     assert gymnasium.make(ENV_ID).unwrapped.config == CFG
     with pytest.raises(JEPAError) as err:
         make_env("x")
-    assert str(err.value) == "unknown environment 'x': available are two-rooms"
+    assert str(err.value) == "unknown environment 'x': available are two-rooms, four-rooms"
     for kwargs in [{"door_width": 0.05}, {"bogus": 1}, {"keep_out": (0, 0, 0.5, 1)}, {"substeps": 1}]:
         with pytest.raises(JEPAError) as err:
             make_env("two-rooms", **kwargs)
         assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="agent's diameter"):
         TwoRoomsConfig(door_width=0.05)
+
+
+def test_a_registered_environment_is_what_every_planning_part_takes(tmp_path, monkeypatch):
+    """The seam: episodes, the simulator arm, the evaluation and the pictures take any registered
+    environment; a new one is its class plus one registry entry."""
+    import dataclasses
+
+    from jepa.planning.agent import AgentSettings
+    from jepa.planning.envs import ENVIRONMENTS, PipelineSizes, environment
+    from jepa.planning.episodes import generate_episodes
+    from jepa.planning.evaluate import evaluate
+    from jepa.planning.planners import CEM, CEMSettings
+    from jepa.planning.plots import plot_trajectories
+
+    class NarrowDoor(TwoRoomsEnv):  # a stand-in for a new environment file
+        name = "narrow-door"
+
+        def __init__(self, **kwargs):
+            super().__init__(TwoRoomsConfig(door_width=0.12, resolution=32), **kwargs)
+
+    entry = dataclasses.replace(environment("two-rooms"), name="narrow-door", gym_id="jepa/NarrowDoor-v0",
+                                env_class=NarrowDoor, sizes={"tiny": PipelineSizes(2, 8, 1, 1, 1)})
+    monkeypatch.setitem(ENVIRONMENTS, "narrow-door", entry)
+    env = make_env("narrow-door")
+    assert env.config.door_width == 0.12 and make_env("jepa/NarrowDoor-v0").name == "narrow-door"
+    assert gymnasium.make("jepa/NarrowDoor-v0").unwrapped.config.door_width == 0.12
+    frames, _, states = generate_episodes([0, 1], 8, env)
+    assert frames.shape == (2, 8, 32, 32, 3) and is_free(torch.from_numpy(states), env.config).all()
+    runs = evaluate(env, range(2), ["greedy", "simulator"], lambda: CEM(CEMSettings(samples=16, iterations=2, elites=4)),
+                    AgentSettings(step_budget=3))
+    assert runs["simulator"]["summary"]["episodes"] == 2
+    goals = {s: torch.as_tensor(env.reset(seed=s)[1]["goal"]) for s in range(2)}
+    assert plot_trajectories({a: r["episodes"] for a, r in runs.items()}, goals, env, tmp_path / "t.png").is_file()
+    with pytest.raises(JEPAError, match="unknown environment 'four-doors': available are two-rooms, four-rooms, narrow-door"):
+        make_env("four-doors")

@@ -43,11 +43,11 @@ data:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
     """Six short Two-Rooms episodes and a tiny image encoder export (two pretraining steps)."""
-    from jepa.planning.envs.two_rooms import TwoRoomsConfig
+    from jepa.planning.envs import make_env
     from jepa.planning.episodes import write_episodes
 
     tmp = tmp_path_factory.mktemp("world")
-    report = write_episodes(str(tmp / "eps" / "ep-%06d.tar"), 6, 16, 0, TwoRoomsConfig())
+    report = write_episodes(str(tmp / "eps" / "ep-%06d.tar"), 6, 16, 0, make_env("two-rooms"))
     cfg = write_tiny_config(tmp / "enc", steps=2)
     assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
     assert main(["export", str(tmp / "enc" / "run" / "checkpoints" / "last.ckpt"), str(tmp / "encoder")]) == 0
@@ -96,9 +96,17 @@ def test_world_model_refuses_another_encoder_and_another_architecture(setup, tmp
     assert main(["world", "--config", str(world_config(tmp_path, setup))]) == 0
     world_dir = tmp_path / "run" / "world"
     model, config = load_world_model(world_dir, Perception.load(setup["encoder"]).encoder_id)
-    assert config["rep_dim"] == 4 * 32 and model.action_dim == 2
+    assert config["rep_dim"] == 4 * 32 and model.action_dim == 2 and config["kind"] == "fast"
     with pytest.raises(JEPAError, match="trained on encoder .* not on this encoder"):
         load_world_model(world_dir, "0" * 64)
+    # The kind decides what is built; a kind this version does not know is one line, not a crash.
+    saved = json.loads((world_dir / "world.json").read_text())
+    (world_dir / "world.json").write_text(json.dumps({**saved, "kind": "slow"}))
+    with pytest.raises(JEPAError, match="holds a world model of kind 'slow', which this version of jepa does not"):
+        load_world_model(world_dir)
+    (world_dir / "world.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "kind"}))
+    assert load_world_model(world_dir)[1].get("kind") is None  # exports from before kinds: a fast model
+    (world_dir / "world.json").write_text(json.dumps(saved))
     capsys.readouterr()
     code = main(["world", "--config", str(world_config(tmp_path, setup)), "--ckpt_path", "last",
                  "--model.predictor.width", "64", "--trainer.max_steps", "8"])
@@ -184,7 +192,7 @@ def test_plan_bad_input_is_one_line(args, message, tmp_path, capsys):
 
 def test_world_model_with_other_actions_is_refused(setup):
     from jepa.planning.agent import AgentSettings
-    from jepa.planning.envs.two_rooms import make_env
+    from jepa.planning.envs import make_env
     from jepa.planning.evaluate import LearnedAgent, world_model_episode
     from jepa.planning.perception import Perception
     from jepa.planning.planners import CEM, CEMSettings
@@ -201,7 +209,7 @@ def test_two_rooms_keep_out_is_never_entered_over_50_episodes():
     """The planner on the true dynamics with a keep-out box across the door's exit: no executed step
     enters it (judged on the true state), and the agent still gets through."""
     from jepa.planning.agent import AgentSettings
-    from jepa.planning.envs.two_rooms import TwoRoomsConfig, make_env
+    from jepa.planning.envs import TwoRoomsConfig, make_env
     from jepa.planning.evaluate import evaluate
     from jepa.planning.planners import CEM, CEMSettings
 

@@ -51,6 +51,7 @@ def episodes_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=400, help="episodes to write")
     parser.add_argument("--length", type=int, default=100, help="steps per episode")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (episode i uses seed + i)")
+    add_env(parser, "the environment that plays the episodes")
     parser.add_argument("--policy", choices=("noisy", "random"), default="noisy",
                         help="noisy: a heading that drifts (crosses the door often); random: i.i.d. actions")
     parser.add_argument("--overwrite", action="store_true", help="replace shards already matching OUT_PATTERN")
@@ -105,10 +106,10 @@ def _episodes(args: argparse.Namespace) -> int:
     out = output_of(args, "jepa world episodes", "OUT_PATTERN")
     if args.episodes < 1 or args.length < 2:
         raise JEPAError("--episodes must be >= 1 and --length >= 2")
-    from .envs.two_rooms import TwoRoomsConfig
+    from .envs.registry import make_env
     from .episodes import write_episodes
 
-    print(write_episodes(out, args.episodes, args.length, args.seed, TwoRoomsConfig(), args.policy,
+    print(write_episodes(out, args.episodes, args.length, args.seed, make_env(args.env), args.policy,
                          overwrite=args.overwrite).summary())
     return 0
 
@@ -128,6 +129,13 @@ def _perception(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_env(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--env NAME``: a registered planning environment, checked when it is built (the registry
+    imports torch, which --help must not wait for)."""
+    parser.add_argument("--env", default="two-rooms", metavar="NAME",
+                        help=f"{what}: a name in jepa.planning.envs.registry (two-rooms)")
+
+
 def add_scoring(parser: argparse.ArgumentParser) -> None:
     """The goal energy's settings, shared by jepa plan and jepa plan pipeline."""
     parser.add_argument("--energy", choices=("latent", "probe"), default="latent",
@@ -145,7 +153,7 @@ def add_scoring(parser: argparse.ArgumentParser) -> None:
 
 def plan_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "jepa plan", "Evaluate the planning agent on Two-Rooms: random, greedy, CEM on the true simulator and CEM on\n"
+        "jepa plan", "Evaluate the planning agent in an environment (Two-Rooms by default): random, greedy, CEM on the true simulator and CEM on\n"
         "the learned world model over the same seeded episodes; writes plan.json, trajectories.png and energy.png.\n\n"
         "commands:\n  pipeline    episodes -> encoder -> world model -> this evaluation, in one command "
         "(jepa plan pipeline --help)", PLAN_EXAMPLES)
@@ -153,7 +161,7 @@ def plan_parser() -> argparse.ArgumentParser:
                         "needed by the world_model arm)")
     parser.add_argument("--world", help="world-model folder written by jepa world (<run_dir>/world; needed by the "
                         "world_model arm)")
-    parser.add_argument("--env", default="two-rooms", help="the environment to plan in")
+    add_env(parser, "the environment to plan in")
     parser.add_argument("--episodes", type=int, default=50, help="seeded episodes per arm")
     parser.add_argument("--seed", type=int, default=0, help="first episode seed")
     parser.add_argument("--horizon", type=int, default=5, help="imagined steps per plan")
@@ -176,11 +184,12 @@ def plan_parser() -> argparse.ArgumentParser:
 
 def pipeline_parser() -> argparse.ArgumentParser:
     parser = new_parser(
-        "jepa plan pipeline", "The whole Two-Rooms agent from nothing: episodes -> frame shards -> encoder (jepa "
+        "jepa plan pipeline", "The whole agent of an environment from nothing: episodes -> frame shards -> encoder (jepa "
         "pretrain) -> export -> world model (jepa world) -> jepa plan. Each stage is skipped when its result is "
         "there, so a stopped pipeline continues where it was.",
         ["jepa plan pipeline --out runs/two_rooms", "jepa plan pipeline --out runs/two_rooms_probe --energy probe"])
     parser.add_argument("--out", default="runs/two_rooms", metavar="DIR", help="folder for every stage's output")
+    add_env(parser, "the environment: its episodes, shipped configs and sizes")
     parser.add_argument("--size", choices=("full", "tiny"), default="full",
                         help="full: the documented figures; tiny: seconds, for tests")
     add_scoring(parser)

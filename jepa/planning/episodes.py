@@ -1,4 +1,4 @@
-"""Offline two-rooms trajectories for training a world model: exploration actions, episodes, and
+"""Offline exploration trajectories of a planning environment for training a world model: exploration actions, episodes, and
 episode shards in the Push-T format (``<key>.mp4``, ``<key>.action.npy``, ``<key>.state.npy``).
 
 Frame t is the observation before action t and state t the position it shows (the Push-T
@@ -19,7 +19,8 @@ import torch
 
 from ..data.shard_writer import DEFAULT_MAX_BYTES, DEFAULT_MAX_COUNT, ShardReport, write_episode_shards
 from ..seeding import mix_seed
-from .envs.two_rooms import TwoRoomsConfig, render_states, sample_position, step_states
+from .envs.protocol import PlanningEnv
+from .envs.registry import make_env
 from .interfaces import clip_norm
 
 POLICIES = ("noisy", "random")
@@ -36,9 +37,9 @@ CODEC = "libx264rgb"
 PIX_FMT = "rgb24"
 
 
-def explore_actions(rng: np.random.Generator, steps: int, cfg: TwoRoomsConfig,
+def explore_actions(rng: np.random.Generator, steps: int, max_action_norm: float,
                     policy: str = "noisy") -> np.ndarray:
-    """Actions of an exploring agent, all inside the norm ball of radius ``cfg.max_action_norm``.
+    """Actions of an exploring agent, all inside the norm ball of radius ``max_action_norm``.
 
     ``"random"`` draws i.i.d. actions uniformly in the ball. ``"noisy"`` is a smoothed random walk,
     ``a_t = clip(0.8 a_{t-1} + noise)`` with noise of std ``max_action_norm`` per axis. Why noisy:
@@ -51,14 +52,14 @@ def explore_actions(rng: np.random.Generator, steps: int, cfg: TwoRoomsConfig,
     Args:
         rng: the random generator.
         steps: number of actions.
-        cfg: the world (its ``max_action_norm``).
+        max_action_norm: the environment's longest step.
         policy: ``"noisy"`` or ``"random"``.
 
     Returns:
         float32 [steps, 2].
     """
     check_policy(policy)
-    high = cfg.max_action_norm
+    high = max_action_norm
     if policy == "random":
         # Uniform in the disc: radius ~ sqrt(U) so that area, not radius, is uniform.
         radius = high * np.sqrt(rng.uniform(size=steps))
@@ -84,7 +85,7 @@ def check_policy(policy: str) -> None:
         raise ValueError(f"unknown exploration policy {policy!r}: use one of {', '.join(POLICIES)}")
 
 
-def generate_episodes(seeds: Sequence[int], length: int, cfg: TwoRoomsConfig,
+def generate_episodes(seeds: Sequence[int], length: int, env: PlanningEnv,
                       policy: str = "noisy") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Several exploration episodes simulated as one batch; episode i is exactly
     ``generate_episode(seeds[i], ...)`` (each seed drives its own generator, and the batched dynamics
@@ -93,7 +94,7 @@ def generate_episodes(seeds: Sequence[int], length: int, cfg: TwoRoomsConfig,
     Args:
         seeds: one seed per episode.
         length: T, the number of steps.
-        cfg: the world.
+        env: the environment (its ``sample_start``, ``step_states`` and ``render_states``).
         policy: exploration policy (see ``explore_actions``).
 
     Returns:
@@ -105,35 +106,34 @@ def generate_episodes(seeds: Sequence[int], length: int, cfg: TwoRoomsConfig,
     starts, actions = [], []
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        # Both rooms have the same size, so a fair coin then a uniform draw is uniform over the rooms.
-        starts.append(sample_position(rng, cfg, int(rng.integers(2))))
-        actions.append(explore_actions(rng, length, cfg, policy))
+        starts.append(env.sample_start(rng))
+        actions.append(explore_actions(rng, length, env.max_action_norm, policy))
     acts = torch.from_numpy(np.stack(actions))
     state = torch.from_numpy(np.stack(starts))
-    states = torch.empty(len(starts), length, 2)
+    states = torch.empty(len(starts), length, state.shape[-1])
     for t in range(length):
         states[:, t] = state
-        state = step_states(state, acts[:, t], cfg)
-    res = cfg.resolution
-    frames = render_states(states.reshape(-1, 2), cfg).reshape(len(starts), length, res, res, 3)
+        state = env.step_states(state, acts[:, t])
+    frames = env.render_states(states.reshape(-1, state.shape[-1]))
+    frames = frames.reshape(len(starts), length, *frames.shape[1:])
     return frames.numpy(), acts.numpy(), states.numpy()
 
 
-def generate_episode(seed: int, length: int, cfg: TwoRoomsConfig,
+def generate_episode(seed: int, length: int, env: PlanningEnv,
                      policy: str = "noisy") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One exploration episode, deterministic per seed, starting uniformly in either room.
+    """One exploration episode, deterministic per seed, starting where ``env.sample_start`` puts it.
 
     Args:
         seed: seed of the episode's generator.
         length: T, the number of steps.
-        cfg: the world.
+        env: the environment.
         policy: exploration policy (see ``explore_actions``).
 
     Returns:
         (frames uint8 [T, H, W, 3], actions float32 [T, 2], states float32 [T, 2]); frame t and state t
         are before action t.
     """
-    frames, actions, states = generate_episodes([seed], length, cfg, policy)
+    frames, actions, states = generate_episodes([seed], length, env, policy)
     return frames[0], actions[0], states[0]
 
 
@@ -160,7 +160,7 @@ def encode_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int = FPS) -> N
 
 
 def write_episodes(out_pattern: str, num_episodes: int, length: int, seed: int = 0,
-                   cfg: TwoRoomsConfig | None = None, policy: str = "noisy",
+                   env: PlanningEnv | None = None, policy: str = "noisy",
                    max_count: int = DEFAULT_MAX_COUNT, max_bytes: int = DEFAULT_MAX_BYTES,
                    overwrite: bool = False) -> ShardReport:
     """Generates exploration episodes and writes them as verified episode shards.
@@ -174,7 +174,7 @@ def write_episodes(out_pattern: str, num_episodes: int, length: int, seed: int =
         num_episodes: how many episodes.
         length: steps per episode.
         seed: seed of the whole set.
-        cfg: the world (default: ``TwoRoomsConfig()``).
+        env: the environment (default: ``make_env("two-rooms")``).
         policy: exploration policy (see ``explore_actions``).
         max_count: most episodes in one shard.
         max_bytes: most bytes in one shard file.
@@ -183,7 +183,7 @@ def write_episodes(out_pattern: str, num_episodes: int, length: int, seed: int =
     Returns:
         The ShardReport of ``write_episode_shards``.
     """
-    cfg = cfg or TwoRoomsConfig()
+    env = env if env is not None else make_env("two-rooms")
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
     check_policy(policy)
@@ -191,7 +191,7 @@ def write_episodes(out_pattern: str, num_episodes: int, length: int, seed: int =
         root = Path(tmp)
         for first in range(0, num_episodes, BATCH):
             ids = range(first, min(first + BATCH, num_episodes))
-            frames, actions, states = generate_episodes([mix_seed(seed, i) for i in ids], length, cfg, policy)
+            frames, actions, states = generate_episodes([mix_seed(seed, i) for i in ids], length, env, policy)
             for j, i in enumerate(ids):
                 key = f"ep{i:06d}"
                 encode_mp4(frames[j], root / f"{key}.mp4")

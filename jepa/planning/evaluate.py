@@ -1,4 +1,4 @@
-"""``jepa plan``'s evaluation: the same seeded Two-Rooms episodes for four arms.
+"""``jepa plan``'s evaluation: the same seeded episodes of an environment for four arms.
 
 - ``random``: uniform actions in the norm ball.
 - ``greedy``: a straight line to the goal at full speed (it reads the true positions; it fails
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from ..errors import JEPAError
-from .agent import AgentSettings, EpisodeResult, run_episode, summarise
+from .agent import AgentSettings, EpisodeResult, run_episode, summarise, task_budget
 from .costs import GoalEnergy, KeepOut, PositionProbe
-from .envs.two_rooms import TwoRoomsConfig, TwoRoomsEnv
+from .envs.protocol import PlanningEnv
 from .interfaces import Planner, clip_norm
 from .perception import Perception
 from .simulator import SimulatorDynamics
@@ -58,9 +58,10 @@ class LearnedAgent:
         return self.probe if self.energy == "probe" else self.world.normalize
 
 
-def _policy_episode(env: TwoRoomsEnv, seed: int, policy: Callable[[np.ndarray, np.ndarray, np.random.Generator], Any],
+def _policy_episode(env: PlanningEnv, seed: int, policy: Callable[[np.ndarray, np.ndarray, np.random.Generator], Any],
                     budget: int) -> EpisodeResult:
     _, info = env.reset(seed=seed)
+    budget = task_budget(info, budget)
     rng = np.random.default_rng(seed)
     goal = np.asarray(info["goal"], dtype=np.float32)
     path, actions, violations, success = [torch.as_tensor(info["state"])], [], 0, False
@@ -90,34 +91,34 @@ def greedy_policy(max_norm: float) -> Callable:
     return act
 
 
-def _keep_out(cfg: TwoRoomsConfig, position_of: Callable, margin: float, info: dict) -> KeepOut | None:
-    if cfg.keep_out is None:
+def _keep_out(env: PlanningEnv, position_of: Callable, margin: float, info: dict) -> KeepOut | None:
+    if env.keep_out is None:
         return None
-    return KeepOut(cfg.keep_out, position_of, margin=margin, goal_position=tuple(info["goal"]))
+    return KeepOut(env.keep_out, position_of, margin=margin, goal_position=tuple(info["goal"]))
 
 
-def simulator_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: AgentSettings,
+def simulator_episode(env: PlanningEnv, seed: int, planner: Planner, settings: AgentSettings,
                       margin: float, scoring: GoalSettings = GoalSettings()) -> EpisodeResult:
-    cfg = env.config
 
     def perceive(obs: Any, info: dict) -> torch.Tensor:
         # The ceiling sees the true state; the goal observation stands for the goal position.
         return torch.as_tensor(info["goal"] if obs is info.get("goal_obs") else info["state"], dtype=torch.float32)
 
     def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
-        keep = _keep_out(cfg, lambda s: s[..., :2], margin, info)
-        return GoalEnergy(goal, cfg.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep)
+        keep = _keep_out(env, lambda s: s[..., :2], margin, info)
+        return GoalEnergy(goal, env.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep)
 
-    return run_episode(env, seed, perceive, SimulatorDynamics(cfg), planner, cost_for_goal, settings)
+    return run_episode(env, seed, perceive, SimulatorDynamics(env), planner, cost_for_goal, settings)
 
 
-def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings: AgentSettings,
+def world_model_episode(env: PlanningEnv, seed: int, planner: Planner, settings: AgentSettings,
                         agent: LearnedAgent, scoring: GoalSettings = GoalSettings()) -> EpisodeResult:
-    cfg = env.config
     history = agent.world.config.history
-    if agent.world.action_dim != 2:
-        raise JEPAError(f"the world model takes {agent.world.action_dim}-D actions but two-rooms acts in 2-D")
-    if (cfg.keep_out is not None or agent.energy == "probe") and agent.probe is None:
+    action_dim = int(env.action_space.shape[0])
+    if agent.world.action_dim != action_dim:
+        raise JEPAError(f"the world model takes {agent.world.action_dim}-D actions but {env.name} acts in "
+                        f"{action_dim}-D")
+    if (env.keep_out is not None or agent.energy == "probe") and agent.probe is None:
         raise JEPAError("a keep-out region and the probe energy need the world model's position probe "
                         "(jepa world fits it when the episodes have states)")
 
@@ -127,19 +128,19 @@ def world_model_episode(env: TwoRoomsEnv, seed: int, planner: Planner, settings:
     def context(reps: list[torch.Tensor], actions: list[torch.Tensor]) -> LatentContext:
         known = reps[-history:]
         past = actions[len(actions) - (len(known) - 1):] if len(known) > 1 else []
-        past_t = torch.stack(past) if past else torch.zeros(0, 2)
+        past_t = torch.stack(past) if past else torch.zeros(0, action_dim)
         return LatentContext(torch.stack(known), past_t)
 
     def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
-        keep = _keep_out(cfg, agent.probe, agent.probe_margin, info) if agent.probe is not None else None
-        return GoalEnergy(goal, cfg.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep,
+        keep = _keep_out(env, agent.probe, agent.probe_margin, info) if agent.probe is not None else None
+        return GoalEnergy(goal, env.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep,
                           readout=agent.readout)
 
     return run_episode(env, seed, perceive, LatentDynamics(agent.world), planner, cost_for_goal, settings,
                        context_fn=context)
 
 
-def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planner_for: Callable[[], Planner],
+def evaluate(env: PlanningEnv, seeds: Iterable[int], arms: Iterable[str], planner_for: Callable[[], Planner],
              settings: AgentSettings, agent: LearnedAgent | None = None, margin: float = 0.0,
              scoring: GoalSettings = GoalSettings(),
              progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
@@ -158,7 +159,7 @@ def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planne
             try:
                 res = _episode(arm, env, seed, planner_for, settings, agent, margin, scoring)
             except ValueError as exn:  # the environment found no start or goal clear of the keep-out region
-                raise JEPAError(f"two-rooms episode {seed}: {exn}") from None
+                raise JEPAError(f"{env.name} episode {seed}: {exn}") from None
             results.append(res)
             if progress is not None:
                 progress(arm, i + 1)
@@ -167,12 +168,12 @@ def evaluate(env: TwoRoomsEnv, seeds: Iterable[int], arms: Iterable[str], planne
     return out
 
 
-def _episode(arm: str, env: TwoRoomsEnv, seed: int, planner_for: Callable[[], Planner], settings: AgentSettings,
+def _episode(arm: str, env: PlanningEnv, seed: int, planner_for: Callable[[], Planner], settings: AgentSettings,
              agent: LearnedAgent | None, margin: float, scoring: GoalSettings) -> EpisodeResult:
     if arm == "random":
-        return _policy_episode(env, seed, random_policy(env.config.max_action_norm), settings.step_budget)
+        return _policy_episode(env, seed, random_policy(env.max_action_norm), settings.step_budget)
     if arm == "greedy":
-        return _policy_episode(env, seed, greedy_policy(env.config.max_action_norm), settings.step_budget)
+        return _policy_episode(env, seed, greedy_policy(env.max_action_norm), settings.step_budget)
     if arm == "simulator":
         return simulator_episode(env, seed, planner_for(), settings, margin, scoring)
     return world_model_episode(env, seed, planner_for(), settings, agent, scoring)

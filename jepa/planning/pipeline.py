@@ -1,4 +1,4 @@
-"""``jepa plan pipeline``: the whole Two-Rooms agent from nothing, in one command:
+"""``jepa plan pipeline``: the whole agent of a registered environment from nothing, in one command:
 episodes -> frame shards -> encoder (jepa pretrain) -> export -> world model (jepa world) -> jepa plan.
 
 Each stage writes under ``--out`` and is skipped when its result is already there, so a pipeline
@@ -18,14 +18,11 @@ from ..runlock import hold_folder
 from ..shipped import shipped_config
 from ..train.run import pretrain
 from .commands import parse_plan
-from .envs.two_rooms import TwoRoomsConfig
+from .envs.registry import environment, make_env
 from .episodes import write_episodes
 from .frames import frames_to_image_shards
 from .plan_cli import plan_main
 from .world_cli import world
-
-# (episodes, steps per episode, encoder steps, world-model steps, evaluation episodes)
-SIZES = {"full": (400, 100, 600, 3000, 50), "tiny": (12, 24, 4, 6, 2)}
 
 
 def _config(name: str) -> str:
@@ -49,7 +46,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 
 def _run_stages(args: argparse.Namespace, out: Path) -> int:
-    n_episodes, length, enc_steps, world_steps, eval_episodes = SIZES[args.size]
+    entry = environment(args.env)
+    size = entry.sizes[args.size]
     t0 = time.perf_counter()
     times: dict[str, float] = {}
     report = ["--report", "false"] if args.size == "tiny" else []
@@ -60,8 +58,8 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
 
     episodes = out / "episodes" / "episodes-000000.tar"
     if not episodes.is_file():
-        write_episodes(str(out / "episodes" / "episodes-%06d.tar"), n_episodes, length, 0, TwoRoomsConfig(), "noisy",
-                       max_count=100_000)
+        write_episodes(str(out / "episodes" / "episodes-%06d.tar"), size.episodes, size.length, 0, make_env(entry.name),
+                       "noisy", max_count=100_000)
     stage("episodes")
     frames = out / "frames" / "frames-000000.tar"
     if not frames.is_file():
@@ -71,8 +69,8 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
     if not (export / "model.safetensors").is_file():
         run = out / "encoder"
         resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
-        _ran(pretrain(["--config", _config("two_rooms_encoder.yaml"), "--data.train", str(frames), "--run_dir", str(run),
-                       "--trainer.max_steps", str(enc_steps), *report, *resume]), "encoder")
+        _ran(pretrain(["--config", _config(entry.encoder_config), "--data.train", str(frames), "--run_dir", str(run),
+                       "--trainer.max_steps", str(size.encoder_steps), *report, *resume]), "encoder")
         export_checkpoint(run / "checkpoints" / "last.ckpt", export)
     stage("encoder")
     world_dir = out / "world" / "world"
@@ -81,11 +79,12 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
     if not (summary.is_file() and "open_loop_val" in json.loads(summary.read_text())):
         run = out / "world"
         resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
-        _ran(world(["--config", _config("two_rooms_world.yaml"), "--data.train", str(episodes), "--data.encoder",
-                    str(export), "--run_dir", str(run), "--trainer.max_steps", str(world_steps), *report, *resume]),
+        _ran(world(["--config", _config(entry.world_config), "--data.train", str(episodes), "--data.encoder",
+                    str(export), "--run_dir", str(run), "--trainer.max_steps", str(size.world_steps), *report, *resume]),
              "world model")
     stage("world model")
-    plan_args = ["--encoder", str(export), "--world", str(world_dir), "--episodes", str(eval_episodes),
+    plan_args = ["--env", entry.name, "--encoder", str(export), "--world", str(world_dir),
+                 "--episodes", str(size.eval_episodes),
                  "--steps", str(args.steps), "--energy", args.energy, "--goal", args.goal,
                  "--discount", str(args.discount), "--out", str(out / "plan"), "--overwrite"]
     if args.size == "tiny":
@@ -93,6 +92,6 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
     _ran(plan_main(parse_plan(plan_args)), "planning")
     stage("planning")
     total = round(time.perf_counter() - t0, 1)
-    (out / "pipeline.json").write_text(json.dumps({"size": args.size, "stages_s": times, "total_s": total}, indent=2))
+    (out / "pipeline.json").write_text(json.dumps({"env": entry.name, "size": args.size, "stages_s": times, "total_s": total}, indent=2))
     print(f"pipeline finished in {total / 60:.1f} min: {out}/plan/plan.json, trajectories.png, energy.png")
     return 0

@@ -1,4 +1,4 @@
-"""``jepa plan``: the planning agent on Two-Rooms, four arms over the same seeded episodes; writes
+"""``jepa plan``: the planning agent in a registered environment, four arms over the same seeded episodes; writes
 ``plan.json``, ``trajectories.png`` and ``energy.png``."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..runlock import folders_released_after, take_folder
 from ..stopping import raise_if_stop_requested, stop_signals
 from .agent import AgentSettings
 from .costs import GoalEnergy
-from .envs.two_rooms import TwoRoomsConfig, make_env
+from .envs.registry import make_env
 from .evaluate import GoalSettings, LearnedAgent, evaluate
 from .perception import Perception
 from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
@@ -48,18 +48,16 @@ def energy_grid(dynamics, context: Any, cost: GoalEnergy, max_norm: float, n: in
 
 def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.Tensor]:
     _, info = env.reset(seed=seed)
-    cfg = env.config
+    high = env.max_action_norm
     start = torch.as_tensor(info["state"], dtype=torch.float32)
     goal = torch.as_tensor(info["goal"], dtype=torch.float32)
-    out = {"simulator": energy_grid(SimulatorDynamics(cfg), start, GoalEnergy(goal, cfg.max_action_norm),
-                                    cfg.max_action_norm)}
+    out = {"simulator": energy_grid(SimulatorDynamics(env), start, GoalEnergy(goal, high), high)}
     if agent is not None:
         rep = agent.perception.encode(np.asarray(env.render())[None])
         goal_rep = agent.perception.encode(np.asarray(info["goal_obs"])[None])[0]
-        context = LatentContext(rep, torch.zeros(0, 2))
+        context = LatentContext(rep, torch.zeros(0, agent.world.action_dim))
         out[f"world_model ({agent.energy})"] = energy_grid(
-            LatentDynamics(agent.world), context, GoalEnergy(goal_rep, cfg.max_action_norm, readout=agent.readout),
-            cfg.max_action_norm)
+            LatentDynamics(agent.world), context, GoalEnergy(goal_rep, high, readout=agent.readout), high)
     return out
 
 
@@ -74,7 +72,8 @@ def _plan(args: argparse.Namespace) -> int:
         raise JEPAError("--episodes and --steps must be >= 1")
     if not args.discount > 0:
         raise JEPAError(f"--discount must be > 0, got {args.discount}")
-    half_step = TwoRoomsConfig().max_action_norm / 2
+    default = make_env(args.env)  # the environment as registered: its step and agent size
+    half_step = default.max_action_norm / 2
     agent = None
     if "world_model" in args.arms:
         if not args.encoder or not args.world:
@@ -89,12 +88,9 @@ def _plan(args: argparse.Namespace) -> int:
         margin = args.margin if args.margin is not None else probe_error + half_step
         agent = LearnedAgent(perception, world, probe, margin, args.energy)
     # Every arm plays the same episodes: starts and goals clear of the widest margin any arm keeps.
-    clearance = max(half_step, agent.probe_margin if agent else 0.0) + TwoRoomsConfig().agent_radius
-    try:
-        cfg = TwoRoomsConfig(keep_out=tuple(args.keep_out) if args.keep_out else None, keep_out_clearance=clearance)
-    except ValueError as exn:
-        raise JEPAError(f"{args.env}: {exn}") from None
-    env = make_env(args.env, config=cfg)
+    clearance = max(half_step, agent.probe_margin if agent else 0.0) + default.config.agent_radius
+    env = make_env(args.env, keep_out=tuple(args.keep_out) if args.keep_out else None, keep_out_clearance=clearance)
+    cfg = env.config
     out = Path(args.out or (Path(args.world) / "plan" if args.world else "runs/plan"))
     take_folder(out, "jepa plan", hint="give another --out")
     if (out / "plan.json").exists() and not args.overwrite:
@@ -118,7 +114,7 @@ def _plan(args: argparse.Namespace) -> int:
         _, info = env.reset(seed=s)
         goals[s] = torch.as_tensor(info["goal"])
     report = {
-        "env": {"name": args.env, **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}},
+        "env": {"name": env.name, **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}},
         "settings": {"episodes": args.episodes, "seed": args.seed, "steps": args.steps, "horizon": args.horizon,
                      "execute": args.execute, "planner": args.planner, "samples": args.samples,
                      "iterations": args.iterations, "world": args.world, "encoder": args.encoder,
@@ -133,8 +129,8 @@ def _plan(args: argparse.Namespace) -> int:
                            for e in r["episodes"]] for arm, r in runs.items()},
     }
     write_json_atomic(out / "plan.json", report)
-    plot_trajectories({a: r["episodes"] for a, r in runs.items()}, goals, cfg, out / "trajectories.png")
-    plot_energy(_landscapes(env, agent, seeds[0]), cfg.max_action_norm, out / "energy.png")
+    plot_trajectories({a: r["episodes"] for a, r in runs.items()}, goals, env, out / "trajectories.png")
+    plot_energy(_landscapes(env, agent, seeds[0]), env.max_action_norm, out / "energy.png")
     print(table(report["arms"]))
     print(f"written to {out} (plan.json, trajectories.png, energy.png)")
     return 0

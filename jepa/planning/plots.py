@@ -7,28 +7,19 @@ from pathlib import Path
 import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure  # no pyplot: nothing changes the process's backend
-from matplotlib.patches import Rectangle
 
 from .agent import EpisodeResult
-from .envs.two_rooms import TwoRoomsConfig
+from .envs.protocol import PlanningEnv
 
 
-def _arena(ax, cfg: TwoRoomsConfig) -> None:
-    L = cfg.arena_size
-    (wx0, wx1), (dy0, dy1) = cfg.wall_x, cfg.door_y
-    ax.add_patch(Rectangle((wx0, 0), wx1 - wx0, dy0, color="0.25"))
-    ax.add_patch(Rectangle((wx0, dy1), wx1 - wx0, L - dy1, color="0.25"))
-    if cfg.keep_out is not None:
-        x0, y0, x1, y1 = cfg.keep_out
-        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, color="tab:orange", alpha=0.35, label="keep-out"))
-    ax.set_xlim(0, L)
-    ax.set_ylim(0, L)  # y up, as in the environment (row 0 of a frame is the top, y = L)
+def _arena(ax, env: PlanningEnv) -> None:
+    env.draw(ax)  # y up, as in the environment (row 0 of a frame is the top)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, torch.Tensor], cfg: TwoRoomsConfig,
+def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, torch.Tensor], env: PlanningEnv,
                       path: str | Path, count: int = 4) -> Path:
     """One panel per arm: the first ``count`` episodes' paths, starts (circles) and goals (stars)."""
     arms = list(runs)
@@ -36,7 +27,7 @@ def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, tor
     axes = fig.subplots(1, len(arms), squeeze=False)
     colours = colormaps["tab10"]
     for ax, arm in zip(axes[0], arms):
-        _arena(ax, cfg)
+        _arena(ax, env)
         episodes = runs[arm][:count]
         for i, ep in enumerate(episodes):
             p = ep.path.numpy()

@@ -1,5 +1,6 @@
-"""A trained world model as files: ``world.safetensors`` (weights) and ``world.json`` (architecture,
-the representation it predicts and the checksum of the encoder that made it)."""
+"""A trained world model as files: ``world.safetensors`` (weights) and ``world.json`` (what kind of
+model it is, its architecture, the representation it predicts and the checksum of the encoder that
+made it). ``load_world_model`` builds any kind in ``KINDS`` from its folder."""
 
 from __future__ import annotations
 
@@ -18,15 +19,20 @@ from .world_model import WorldModel, WorldModelConfig
 FORMAT = "jepa-world-model"
 VERSION = 1
 WEIGHTS, CONFIG = "world.safetensors", "world.json"
+# kind -> (config class, model class): the fast (one-step) model; exports written before kinds
+# were recorded hold a fast model.
+KINDS: dict[str, tuple[type, type]] = {"fast": (WorldModelConfig, WorldModel)}
 
 
 def export_world_model(model: WorldModel, out_dir: str | Path, perception: dict[str, Any], encoder_id: str,
-                       extra: dict[str, Any] | None = None) -> Path:
+                       extra: dict[str, Any] | None = None, kind: str = "fast") -> Path:
     """Writes ``model`` to ``out_dir`` (each file atomically); returns the folder. ``perception`` is
     ``Perception.settings`` (grid, blur): how frames become the representations it predicts."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config = {"format": FORMAT, "version": VERSION, "model": model.config.to_dict(), "rep_dim": model.rep_dim,
+    if kind not in KINDS:
+        raise ValueError(f"unknown world-model kind {kind!r}: kinds are {', '.join(KINDS)}")
+    config = {"format": FORMAT, "version": VERSION, "kind": kind, "model": model.config.to_dict(), "rep_dim": model.rep_dim,
               "action_dim": model.action_dim, **perception, "encoder_sha256": encoder_id, **(extra or {})}
     save_safetensors_atomic(out / WEIGHTS, model.state_dict())
     write_json_atomic(out / CONFIG, config)
@@ -39,13 +45,18 @@ def read_world_config(directory: str | Path) -> dict[str, Any]:
 
 
 def load_world_model(directory: str | Path, encoder_id: str | None = None) -> tuple[WorldModel, dict[str, Any]]:
-    """Loads a world model in eval mode; with ``encoder_id`` (the encoder export's sha256, e.g.
+    """Loads a world model of any kind in ``KINDS`` in eval mode (its kind is ``config["kind"]``); with ``encoder_id`` (the encoder export's sha256, e.g.
     ``Perception.encoder_id``) refuses a world model trained on another encoder's representations."""
     config = read_world_config(directory)
     if encoder_id is not None and config["encoder_sha256"] != encoder_id:
         raise JEPAError(f"the world model in {directory} was trained on encoder {config['encoder_sha256'][:12]}, "
                         f"not on this encoder ({encoder_id[:12]}): give the encoder folder it was trained with")
-    model = WorldModel(WorldModelConfig(**config["model"]), config["rep_dim"], config["action_dim"])
+    kind = config.get("kind", "fast")
+    if kind not in KINDS:
+        raise JEPAError(f"{Path(directory) / CONFIG} holds a world model of kind {kind!r}, which this version of jepa "
+                        f"does not know (it knows {', '.join(KINDS)}): upgrade jepa")
+    config_class, model_class = KINDS[kind]
+    model = model_class(config_class(**config["model"]), config["rep_dim"], config["action_dim"])
     weights = Path(directory) / WEIGHTS
     if not weights.is_file():
         raise JEPAError(f"{weights} does not exist")

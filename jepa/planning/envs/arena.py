@@ -1,4 +1,7 @@
-"""The two-rooms world: a point agent (a red disc) in a square arena split by a vertical wall with one door.
+"""The arena of the planning worlds: a point agent (a red disc) in a square arena with walls. Two-Rooms
+(``TwoRoomsConfig``) splits it by a vertical wall with one door; Four-Rooms (``four_rooms.py``) uses
+the same dynamics and drawing with its own walls: a world is its wall rectangles (``walls``) and its
+rooms (``rooms``), and everything below reads only those.
 
 Geometry (world units, x to the right, y up): the arena is ``[0, L]^2`` with ``L = arena_size``; the
 wall is the band ``|x - L/2| <= wall_thickness/2`` except the door gap, ``y`` in
@@ -29,15 +32,13 @@ START_MARGIN = 0.02
 
 
 @dataclass(frozen=True)
-class TwoRoomsConfig:
-    """The two-rooms world and task (frozen: it keys the cached background image).
+class ArenaConfig:
+    """What every arena world has (frozen: a world keys its cached background image).
 
     Attributes:
         arena_size: side L of the square arena ``[0, L]^2``, in world units.
         resolution: side of the square observation, in pixels.
-        wall_thickness: width of the vertical wall centred at ``x = L/2``.
-        door_center: centre of the door gap along y, as a fraction of L.
-        door_width: width of the door gap, as a fraction of L (more than the agent's diameter).
+        wall_thickness: width of the walls.
         agent_radius: radius of the agent's disc.
         max_action_norm: longest move of one step; longer actions are scaled down to it.
         success_radius: the task succeeds when the agent's centre is this close to the goal.
@@ -52,8 +53,6 @@ class TwoRoomsConfig:
     arena_size: float = 1.0
     resolution: int = 64
     wall_thickness: float = 0.06
-    door_center: float = 0.5
-    door_width: float = 0.22
     agent_radius: float = 0.035
     max_action_norm: float = 0.2
     success_radius: float = 0.08
@@ -62,16 +61,28 @@ class TwoRoomsConfig:
     substeps: int = 8
     keep_out_clearance: float | None = None
 
+    @property
+    def clearance(self) -> float:
+        """How far starts and goals stay from the keep-out rectangle."""
+        return clearance(self)
+
+
+@dataclass(frozen=True)
+class TwoRoomsConfig(ArenaConfig):
+    """The two-rooms world and task: ``ArenaConfig`` with one vertical wall at ``x = L/2`` and its door.
+
+    Attributes:
+        door_center: centre of the door gap along y, as a fraction of L.
+        door_width: width of the door gap, as a fraction of L (more than the agent's diameter).
+    """
+
+    door_center: float = 0.5
+    door_width: float = 0.22
+    room_names = ("left", "right")
+
     def __post_init__(self) -> None:
         L, r = self.arena_size, self.agent_radius
-        if not L > 0:
-            raise ValueError(f"arena_size must be > 0, got {L}")
-        if int(self.resolution) != self.resolution or self.resolution < 8:
-            raise ValueError(f"resolution must be an integer >= 8, got {self.resolution}")
-        if not r > 0:
-            raise ValueError(f"agent_radius must be > 0, got {r}")
-        if not self.wall_thickness > 0:
-            raise ValueError(f"wall_thickness must be > 0, got {self.wall_thickness}")
+        check_sizes(self)
         if not self.door_width > 0 or self.door_center - self.door_width / 2 < 0 \
                 or self.door_center + self.door_width / 2 > 1:
             raise ValueError(f"the door (door_center {self.door_center} -+ door_width/2 {self.door_width / 2}) "
@@ -82,64 +93,105 @@ class TwoRoomsConfig:
         if not room_bounds(self, 0)[2] > room_bounds(self, 0)[0]:
             raise ValueError(f"the rooms are too narrow for the agent: L/2 - wall_thickness/2 must exceed "
                              f"2 * (agent_radius + {START_MARGIN})")
-        if not self.max_action_norm > 0:
-            raise ValueError(f"max_action_norm must be > 0, got {self.max_action_norm}")
-        if not self.success_radius > 0:
-            raise ValueError(f"success_radius must be > 0, got {self.success_radius}")
-        if int(self.max_episode_steps) != self.max_episode_steps or self.max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be an integer >= 1, got {self.max_episode_steps}")
-        if int(self.substeps) != self.substeps or self.substeps < 1:
-            raise ValueError(f"substeps must be an integer >= 1, got {self.substeps}")
-        if not self.max_action_norm / self.substeps < self.wall_thickness + 2 * r:
-            raise ValueError(f"max_action_norm / substeps ({self.max_action_norm / self.substeps:g}) must be "
-                             f"below wall_thickness + 2 * agent_radius ({self.wall_thickness + 2 * r:g}), "
-                             "or the agent could jump through the wall: raise substeps")
-        if self.keep_out is not None:
-            box = tuple(float(v) for v in self.keep_out)
-            if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
-                raise ValueError(f"keep_out must be (x0, y0, x1, y1) with x0 < x1 and y0 < y1, got {self.keep_out}")
-            object.__setattr__(self, "keep_out", box)  # a YAML list becomes a hashable tuple
-            c = self.clearance
-            for room in (0, 1):
-                x0, y0, x1, y1 = room_bounds(self, room)
-                if box[0] - c <= x0 and box[1] - c <= y0 and box[2] + c >= x1 and box[3] + c >= y1:
-                    raise ValueError(f"keep_out {box} widened by the clearance {c:g} covers the whole "
-                                     f"{('left', 'right')[room]} room: no start or goal can be placed there")
-
-    @property
-    def clearance(self) -> float:
-        """How far starts and goals stay from the keep-out rectangle."""
-        if self.keep_out_clearance is not None:
-            return float(self.keep_out_clearance)
-        return self.agent_radius + self.max_action_norm / 2
+        check_task(self)
 
     @property
     def wall_x(self) -> tuple[float, float]:
         """The wall's x extent ``(x0, x1)``."""
-        half = self.arena_size / 2
-        return half - self.wall_thickness / 2, half + self.wall_thickness / 2
+        return centred(self.arena_size / 2, self.wall_thickness)
 
     @property
     def door_y(self) -> tuple[float, float]:
         """The door gap's y extent ``(y0, y1)`` in world units."""
+        return centred(self.arena_size * self.door_center, self.arena_size * self.door_width)
+
+    @property
+    def walls(self) -> tuple[Rect, ...]:
+        """The wall as two rectangles, below and above the door (reaching past the arena)."""
         L = self.arena_size
-        return L * (self.door_center - self.door_width / 2), L * (self.door_center + self.door_width / 2)
+        (wx0, wx1), (gy0, gy1) = self.wall_x, self.door_y
+        return (wx0, -L, wx1, gy0), (wx0, gy1, wx1, 2 * L)
+
+    @property
+    def rooms(self) -> tuple[Rect, ...]:
+        """The left and the right room."""
+        L = self.arena_size
+        wx0, wx1 = self.wall_x
+        return (0.0, 0.0, wx0, L), (wx1, 0.0, L, L)
+
+
+Rect = tuple[float, float, float, float]  # (x0, y0, x1, y1)
+
+
+def centred(centre: float, width: float) -> tuple[float, float]:
+    """The interval of ``width`` around ``centre``: a wall's extent across it, a door's along it."""
+    return centre - width / 2, centre + width / 2
+
+
+def check_sizes(cfg) -> None:
+    """The size checks every arena config shares, before its rooms can be computed (ValueError, one line)."""
+    if not cfg.arena_size > 0:
+        raise ValueError(f"arena_size must be > 0, got {cfg.arena_size}")
+    if int(cfg.resolution) != cfg.resolution or cfg.resolution < 8:
+        raise ValueError(f"resolution must be an integer >= 8, got {cfg.resolution}")
+    if not cfg.agent_radius > 0:
+        raise ValueError(f"agent_radius must be > 0, got {cfg.agent_radius}")
+    if not cfg.wall_thickness > 0:
+        raise ValueError(f"wall_thickness must be > 0, got {cfg.wall_thickness}")
+
+
+def check_task(cfg) -> None:
+    """The checks every arena config shares once its rooms exist: step, budget, substeps and the
+    keep-out region (ValueError, one line); a keep-out given as a list becomes a tuple."""
+    r = cfg.agent_radius
+    if not cfg.max_action_norm > 0:
+        raise ValueError(f"max_action_norm must be > 0, got {cfg.max_action_norm}")
+    if not cfg.success_radius > 0:
+        raise ValueError(f"success_radius must be > 0, got {cfg.success_radius}")
+    if int(cfg.max_episode_steps) != cfg.max_episode_steps or cfg.max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps must be an integer >= 1, got {cfg.max_episode_steps}")
+    if int(cfg.substeps) != cfg.substeps or cfg.substeps < 1:
+        raise ValueError(f"substeps must be an integer >= 1, got {cfg.substeps}")
+    if not cfg.max_action_norm / cfg.substeps < cfg.wall_thickness + 2 * r:
+        raise ValueError(f"max_action_norm / substeps ({cfg.max_action_norm / cfg.substeps:g}) must be "
+                         f"below wall_thickness + 2 * agent_radius ({cfg.wall_thickness + 2 * r:g}), "
+                         "or the agent could jump through the wall: raise substeps")
+    if cfg.keep_out is not None:
+        box = tuple(float(v) for v in cfg.keep_out)
+        if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+            raise ValueError(f"keep_out must be (x0, y0, x1, y1) with x0 < x1 and y0 < y1, got {cfg.keep_out}")
+        object.__setattr__(cfg, "keep_out", box)  # a YAML list becomes a hashable tuple
+        c = cfg.clearance
+        for room in range(len(cfg.rooms)):
+            x0, y0, x1, y1 = room_bounds(cfg, room)
+            if box[0] - c <= x0 and box[1] - c <= y0 and box[2] + c >= x1 and box[3] + c >= y1:
+                raise ValueError(f"keep_out {box} widened by the clearance {c:g} covers the whole "
+                                 f"{room_name(cfg, room)} room: no start or goal can be placed there")
+
+
+def room_name(cfg, room: int) -> str:
+    return cfg.room_names[room]
+
+
+def clearance(cfg) -> float:
+    """How far starts and goals stay from the keep-out rectangle: ``keep_out_clearance``, or the
+    agent's radius plus half a step."""
+    if cfg.keep_out_clearance is not None:
+        return float(cfg.keep_out_clearance)
+    return cfg.agent_radius + cfg.max_action_norm / 2
 
 
 def room_bounds(cfg: TwoRoomsConfig, room: int) -> tuple[float, float, float, float]:
-    """The rectangle ``(x0, y0, x1, y1)`` where starts and goals of a room are drawn: the room less a
-    margin of ``agent_radius + START_MARGIN`` from every wall.
+    """The rectangle ``(x0, y0, x1, y1)`` where starts and goals of a room are drawn: the room
+    (``cfg.rooms[room]``) less a margin of ``agent_radius + START_MARGIN`` from every wall.
 
     Args:
         cfg: the world.
-        room: 0 for the left room, 1 for the right one.
+        room: an index into ``cfg.rooms`` (Two-Rooms: 0 left, 1 right).
     """
     m = cfg.agent_radius + START_MARGIN
-    L = cfg.arena_size
-    half = L / 2
-    if room == 0:
-        return m, m, half - cfg.wall_thickness / 2 - m, L - m
-    return half + cfg.wall_thickness / 2 + m, m, L - m, L - m
+    x0, y0, x1, y1 = cfg.rooms[room]
+    return x0 + m, y0 + m, x1 - m, y1 - m
 
 
 def _overlaps(px: torch.Tensor, py: torch.Tensor, r: float, x0: float, y0: float, x1: float,
@@ -152,11 +204,10 @@ def _overlaps(px: torch.Tensor, py: torch.Tensor, r: float, x0: float, y0: float
 
 def _free(px: torch.Tensor, py: torch.Tensor, cfg: TwoRoomsConfig) -> torch.Tensor:
     r, L = cfg.agent_radius, cfg.arena_size
-    (wx0, wx1), (gy0, gy1) = cfg.wall_x, cfg.door_y
-    inside = (px >= r) & (px <= L - r) & (py >= r) & (py <= L - r)
-    below = _overlaps(px, py, r, wx0, -L, wx1, gy0)  # the wall rectangles reach past the arena
-    above = _overlaps(px, py, r, wx0, gy1, wx1, 2 * L)
-    return inside & ~below & ~above
+    free = (px >= r) & (px <= L - r) & (py >= r) & (py <= L - r)
+    for wall in cfg.walls:
+        free = free & ~_overlaps(px, py, r, *wall)
+    return free
 
 
 def is_free(states: torch.Tensor, cfg: TwoRoomsConfig) -> torch.Tensor:

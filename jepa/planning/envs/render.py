@@ -1,7 +1,7 @@
-"""Drawing the two-rooms world.
+"""Drawing an arena world (Two-Rooms, Four-Rooms).
 
 Images (``render_states``): row 0 is the top of the arena (``y = L``), column 0 its left edge; a light
-background, the dark wall (anti-aliased once, at config time) and the agent as an anti-aliased red
+background, the dark walls (anti-aliased once, at config time) and the agent as an anti-aliased red
 disc. The keep-out region is not drawn: it is a constraint of the task, not part of the world, and
 leaving it out lets one world model serve tasks with and without it.
 """
@@ -29,12 +29,13 @@ def background(cfg: TwoRoomsConfig) -> np.ndarray:
         cfg: the world.
     """
     res, L = cfg.resolution, cfg.arena_size
-    (wx0, wx1), (gy0, gy1) = cfg.wall_x, cfg.door_y
-    # 4x4 supersampling per pixel gives the wall's edges their fractional coverage.
+    # 4x4 supersampling per pixel gives the walls' edges their fractional coverage.
     sub = 4
     pos = (np.arange(res * sub) + 0.5) / (res * sub) * L
     xs, ys = pos[None, :], L - pos[:, None]  # row 0 is the top of the arena
-    wall = (xs >= wx0) & (xs <= wx1) & ((ys <= gy0) | (ys >= gy1))
+    wall = np.zeros((res * sub, res * sub), bool)
+    for x0, y0, x1, y1 in cfg.walls:
+        wall |= (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
     cover = wall.reshape(res, sub, res, sub).mean(axis=(1, 3))[..., None]
     image = ((1 - cover) * np.array(BACKGROUND, np.float64) + cover * np.array(WALL, np.float64)).astype(np.float32)
     image.setflags(write=False)  # shared by every caller through the cache

@@ -1,0 +1,207 @@
+"""``four-rooms``: a long-horizon task where flat planning must fail. Four rooms joined by four doors,
+one of them closed in half the tasks, on the arena, dynamics and drawing of Two-Rooms.
+
+Geometry (world units, y up, arena ``[0, L]^2``): a vertical wall at ``x = L/2`` and a horizontal one
+at ``y = L/2``, each ``wall_thickness`` thick, cross in the middle. Door 0 joins the bottom rooms
+(on the vertical wall at ``y = L/4``), door 1 the top rooms (``y = 3L/4``), door 2 the left rooms
+(on the horizontal wall at ``x = L/4``), door 3 the right rooms (``x = 3L/4``). A closed door is a
+wall like the others (drawn in the frames, so the agent can see it).
+
+Tasks (``reset``): with probability 0.5 start and goal lie in diagonally opposite rooms, all doors
+open (two routes through two doors each, and a straight line to the goal runs into the crossing
+walls); otherwise in two rooms next to each other whose shared door is closed, so that the agent
+must go round through the other two rooms (three doors), away from the goal first. The step bound
+``max_action_norm`` is 0.07 of the arena side and positions are drawn until the shortest path
+(``paths.py``, on a 0.01 grid) is 15 to 30 steps; ``info`` carries the task (closed door, shortest
+path in world units and in steps, and a step budget of 2.8 times the shortest path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .arena import ArenaConfig, Rect, centred, check_sizes, check_task, room_bounds, sample_position
+from .arena_env import ArenaEnv
+from .paths import DistanceField
+
+ENV_ID = "jepa/FourRooms-v0"
+# door -> (wall, centre along it as a fraction of L, the two rooms it joins); rooms are numbered
+# 0 bottom-left, 1 bottom-right, 2 top-left, 3 top-right.
+DOORS = (("vertical", 0.25, (0, 1)), ("vertical", 0.75, (2, 3)),
+         ("horizontal", 0.25, (0, 2)), ("horizontal", 0.75, (1, 3)))
+TASK_TRIES = 400
+
+
+@dataclass(frozen=True)
+class FourRoomsConfig(ArenaConfig):
+    """The four-rooms world and task: ``ArenaConfig`` with two crossing walls and four doors.
+
+    Attributes:
+        door_width: width of every door, as a fraction of L (more than the agent's diameter).
+        max_action_norm: 0.07 of the arena side (Two-Rooms: 0.2), so that tasks take 15-30 steps.
+        success_radius: Two-Rooms' 0.08 scaled down with the step: 0.05.
+        closed_door: the door (0-3, see ``DOORS``) that is a wall in this task, or None.
+        path_steps: the range of the tasks' shortest paths, in steps of ``max_action_norm``.
+        budget_factor: a task's step budget is this many times its shortest path in steps.
+    """
+
+    max_action_norm: float = 0.07
+    success_radius: float = 0.05
+    door_width: float = 0.16
+    closed_door: int | None = None
+    path_steps: tuple[int, int] = (15, 30)
+    budget_factor: float = 2.8
+    room_names = ("bottom-left", "bottom-right", "top-left", "top-right")
+
+    def __post_init__(self) -> None:
+        check_sizes(self)
+        if not self.door_width * self.arena_size > 2 * self.agent_radius:
+            raise ValueError(f"door_width * arena_size ({self.door_width * self.arena_size:g}) must exceed the "
+                             f"agent's diameter ({2 * self.agent_radius:g}) so that it fits through a door")
+        if not 0 < self.door_width < 0.5 - self.wall_thickness / self.arena_size:
+            raise ValueError(f"door_width must lie in (0, {0.5 - self.wall_thickness / self.arena_size:g}), "
+                             f"got {self.door_width}")
+        if self.closed_door not in (None, 0, 1, 2, 3):
+            raise ValueError(f"closed_door must be None or a door 0-3, got {self.closed_door!r}")
+        lo, hi = (int(v) for v in self.path_steps)
+        if not 0 < lo <= hi:
+            raise ValueError(f"path_steps must be (low, high) with 0 < low <= high, got {self.path_steps}")
+        object.__setattr__(self, "path_steps", (lo, hi))
+        check_task(self)
+
+    @property
+    def band(self) -> tuple[float, float]:
+        """The extent of both walls across their length (they cross in the middle)."""
+        return centred(self.arena_size / 2, self.wall_thickness)
+
+    def gap(self, door: int) -> tuple[float, float]:
+        """A door's extent along its wall, in world units."""
+        return centred(self.arena_size * DOORS[door][1], self.arena_size * self.door_width)
+
+    def door_rect(self, door: int) -> Rect:
+        """The rectangle a door's gap leaves in its wall."""
+        b0, b1 = self.band
+        g0, g1 = self.gap(door)
+        return (b0, g0, b1, g1) if DOORS[door][0] == "vertical" else (g0, b0, g1, b1)
+
+    @property
+    def walls(self) -> tuple[Rect, ...]:
+        """Both walls cut by their doors (reaching past the arena), and the closed door if any."""
+        L = self.arena_size
+        b0, b1 = self.band
+        (v0, v1), (v2, v3) = self.gap(0), self.gap(1)
+        (h0, h1), (h2, h3) = self.gap(2), self.gap(3)
+        walls = [(b0, -L, b1, v0), (b0, v1, b1, v2), (b0, v3, b1, 2 * L),
+                 (-L, b0, h0, b1), (h1, b0, h2, b1), (h3, b0, 2 * L, b1)]
+        if self.closed_door is not None:
+            walls.append(self.door_rect(self.closed_door))
+        return tuple(walls)
+
+    @property
+    def rooms(self) -> tuple[Rect, ...]:
+        L = self.arena_size
+        b0, b1 = self.band
+        return (0.0, 0.0, b0, b0), (b1, 0.0, L, b0), (0.0, b1, b0, L), (b1, b1, L, L)
+
+
+def room_of(states: torch.Tensor, cfg: FourRoomsConfig) -> torch.Tensor:
+    """The room of each state [..., 2]: 0 bottom-left, 1 bottom-right, 2 top-left, 3 top-right."""
+    states = torch.as_tensor(states)
+    half = cfg.arena_size / 2
+    return (states[..., 0] >= half).long() + 2 * (states[..., 1] >= half).long()
+
+
+@dataclass(frozen=True)
+class Task:
+    """One four-rooms task: rooms, the closed door, and how long its shortest path is."""
+
+    start_room: int
+    goal_room: int
+    closed_door: int | None
+    shortest_path: float  # world units
+    shortest_steps: float  # in steps of max_action_norm
+    budget: int  # environment steps allowed: budget_factor x the shortest path, rounded up
+
+
+class FourRoomsEnv(ArenaEnv):
+    """Reach the goal in another room through the doors (going round a closed one), never entering the
+    keep-out region. See the module docstring for the tasks and ``ArenaEnv`` for the rest.
+
+    Args:
+        config: the world (default: ``FourRoomsConfig()``); each task sets its own ``closed_door``.
+        render_mode: ``"rgb_array"`` or None.
+        **overrides: FourRoomsConfig fields replacing those of ``config``.
+    """
+
+    name = "four-rooms"
+    config_class = FourRoomsConfig
+
+    def __init__(self, config: FourRoomsConfig | None = None, render_mode: str | None = "rgb_array",
+                 **overrides: Any) -> None:
+        super().__init__(config, render_mode, **overrides)
+        self.world = self.config  # the config every task starts from
+        self.task: Task | None = None
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Draws a task (see the module docstring), or uses ``options`` ``start``, ``goal`` and
+        ``closed_door`` where given.
+
+        Returns:
+            The observation and an info dict with ``goal_obs``, ``goal``, ``state``, ``distance`` and the
+            task: ``closed_door``, ``shortest_path``, ``shortest_steps``, ``budget``.
+        """
+        super().reset(seed=seed)
+        options = options or {}
+        rng = self.np_random
+        if rng.random() < 0.5:
+            closed = None
+            start_room = int(rng.integers(4))
+            goal_room = 3 - start_room
+        else:
+            closed = int(rng.integers(4))
+            start_room, goal_room = DOORS[closed][2][:: 1 if rng.random() < 0.5 else -1]
+        if "closed_door" in options:
+            closed = options["closed_door"]
+        self.config = dataclasses.replace(self.world, closed_door=closed)
+        start, goal, length = self._draw_task(rng, start_room, goal_room, options)
+        steps = length / self.config.max_action_norm
+        self.task = Task(start_room, goal_room, closed, round(length, 4), round(steps, 2),
+                         math.ceil(self.config.budget_factor * steps))
+        self._state, self._goal, self._steps = start, goal, 0
+        info = self._info()
+        info.update(goal_obs=self._observe(goal), **dataclasses.asdict(self.task))
+        return self._observe(start), info
+
+    def _draw_task(self, rng: np.random.Generator, start_room: int, goal_room: int,
+                   options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
+        cfg = self.config
+        lo, hi = cfg.path_steps
+        fixed_start, fixed_goal = options.get("start"), options.get("goal")
+        for _ in range(TASK_TRIES):
+            goal = self._check_position(fixed_goal, "goal") if fixed_goal is not None else \
+                sample_position(rng, cfg, goal_room)
+            field = DistanceField(cfg, goal)
+            for _ in range(10):  # several starts against one goal's distance field
+                start = self._check_position(fixed_start, "start") if fixed_start is not None else \
+                    sample_position(rng, cfg, start_room)
+                length = field(start)
+                if fixed_start is not None and fixed_goal is not None:
+                    return start, goal, length  # as asked, whatever its length
+                if lo <= length / cfg.max_action_norm <= hi:
+                    return start, goal, length
+        raise ValueError(f"no task with a shortest path of {lo}-{hi} steps found in {TASK_TRIES} tries: "
+                         "change path_steps or max_action_norm")
+
+    def sample_start(self, rng: np.random.Generator) -> np.ndarray:
+        """An exploration start, uniform over the four rooms (same size)."""
+        return sample_position(rng, self.config, int(rng.integers(4)))
+
+
+__all__ = ["DOORS", "ENV_ID", "FourRoomsConfig", "FourRoomsEnv", "Task", "room_bounds", "room_of"]

@@ -1,0 +1,79 @@
+"""Four-Rooms: the walls and doors (one closed in half the tasks), tasks of 15-30 shortest-path steps,
+their budget, and the grid shortest paths they are measured with."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from jepa.errors import JEPAError
+from jepa.planning.envs import make_env
+from jepa.planning.envs.four_rooms import DOORS, FourRoomsConfig, room_of
+from jepa.planning.envs.paths import shortest_path_length
+
+
+def walk(cfg: FourRoomsConfig, start, action, steps: int) -> torch.Tensor:
+    env = make_env("four-rooms", config=cfg)
+    state = torch.tensor([start], dtype=torch.float32)
+    for _ in range(steps):
+        state = env.step_states(state, torch.tensor([action], dtype=torch.float32))
+    return state[0]
+
+
+def test_doors_join_their_rooms_and_a_closed_one_is_a_wall():
+    cfg = FourRoomsConfig()
+    for door, (wall, centre, rooms) in enumerate(DOORS):
+        # Through the door's centre, from the middle of one room to the middle of the other.
+        a = (0.25, centre) if wall == "vertical" else (centre, 0.25)
+        move = (0.07, 0.0) if wall == "vertical" else (0.0, 0.07)
+        across = walk(cfg, a, move, 8)
+        assert int(room_of(across, cfg)) == rooms[1], (door, across)
+        blocked = walk(FourRoomsConfig(closed_door=door), a, move, 8)
+        assert int(room_of(blocked, cfg)) == rooms[0], (door, blocked)
+    # The closed door is drawn: the frame changes where the gap was.
+    open_frame = make_env("four-rooms").render_states(np.array([[0.1, 0.1]]))[0]
+    closed_frame = make_env("four-rooms", closed_door=0).render_states(np.array([[0.1, 0.1]]))[0]
+    changed = np.argwhere((open_frame != closed_frame).any(-1))
+    assert len(changed) > 20 and abs(changed[:, 1].mean() - 31.5) < 2  # the vertical wall's column
+    with pytest.raises(JEPAError, match="closed_door must be None or a door 0-3"):
+        make_env("four-rooms", closed_door=4)
+
+
+def test_tasks_are_15_to_30_steps_half_of_them_a_detour_round_a_closed_door():
+    env = make_env("four-rooms", resolution=16)  # the tasks do not depend on the frames' size
+    tasks = [env.reset(seed=s)[1] for s in range(16)]
+    assert all(15 <= t["shortest_steps"] <= 30 for t in tasks)
+    assert all(t["budget"] == math.ceil(2.8 * t["shortest_steps"]) for t in tasks)
+    closed = [t for t in tasks if t["closed_door"] is not None]
+    assert 4 <= len(closed) <= 12
+    for t in tasks:
+        rooms = {t["start_room"], t["goal_room"]}
+        if t["closed_door"] is None:
+            assert t["start_room"] + t["goal_room"] == 3  # diagonally opposite
+        else:
+            assert rooms == set(DOORS[t["closed_door"]][2])  # the rooms of the closed door
+        assert int(room_of(torch.as_tensor(t["state"]), env.config)) == t["start_room"]
+    again = make_env("four-rooms", resolution=16).reset(seed=5)[1]
+    assert np.array_equal(again["state"], tasks[5]["state"]) and again["closed_door"] == tasks[5]["closed_door"]
+    # Going straight for the goal runs into a wall on every detour task.
+    from jepa.planning.agent import AgentSettings
+    from jepa.planning.evaluate import evaluate
+
+    detours = [s for s in range(16) if tasks[s]["closed_door"] is not None]
+    runs = evaluate(env, detours, ["greedy"], lambda: None, AgentSettings(step_budget=30))
+    assert [e.success for e in runs["greedy"]["episodes"]] == [False] * len(detours)
+    # The task's own budget caps the episode (a shorter --steps still wins).
+    capped = evaluate(env, [0], ["random"], lambda: None, AgentSettings(step_budget=1000))["random"]["episodes"][0]
+    assert capped.success or capped.steps == tasks[0]["budget"]
+
+
+def test_grid_shortest_paths_match_straight_lines_and_go_round_walls():
+    cfg = FourRoomsConfig()
+    straight = shortest_path_length(cfg, np.array([0.1, 0.1]), np.array([0.4, 0.35]))
+    assert straight == pytest.approx(math.hypot(0.3, 0.25), rel=0.06)  # grid + snapping of both ends
+    # Through door 0 (open) versus round it when it is closed (three doors).
+    a, b = np.array([0.25, 0.25]), np.array([0.75, 0.25])
+    through = shortest_path_length(cfg, a, b)
+    round_ = shortest_path_length(FourRoomsConfig(closed_door=0), a, b)
+    assert through == pytest.approx(0.5, rel=0.06) and round_ > 2 * through  # three doors, corners cut
