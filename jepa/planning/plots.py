@@ -21,23 +21,35 @@ def _arena(ax, env: PlanningEnv) -> None:
 
 def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, torch.Tensor], env: PlanningEnv,
                       path: str | Path, count: int = 4) -> Path:
-    """One panel per arm: the first ``count`` episodes' paths, starts (circles) and goals (stars)."""
+    """One panel per arm: the first ``count`` episodes' paths, starts (circles) and goals (stars).
+    Where those episodes' tasks change the arena (a closed Four-Rooms door), one row per episode
+    instead, each over its own arena."""
     arms = list(runs)
-    fig = Figure(figsize=(3.2 * len(arms), 3.4))
-    axes = fig.subplots(1, len(arms), squeeze=False)
+    seeds = [ep.seed for ep in runs[arms[0]][:count]]
+    arenas = []
+    for seed in seeds:
+        env.reset(seed=seed)
+        arenas.append(env.config)
+    rows = [seeds] if all(a == arenas[0] for a in arenas) else [[s] for s in seeds]
+    fig = Figure(figsize=(3.2 * len(arms), 3.4 * len(rows)))
+    axes = fig.subplots(len(rows), len(arms), squeeze=False)
     colours = colormaps["tab10"]
-    for ax, arm in zip(axes[0], arms):
-        _arena(ax, env)
-        episodes = runs[arm][:count]
-        for i, ep in enumerate(episodes):
-            p = ep.path.numpy()
-            c = colours(i)
-            ax.plot(p[:, 0], p[:, 1], "-", color=c, lw=1.2)
-            ax.plot(p[0, 0], p[0, 1], "o", color=c, ms=5)
-            g = goals[ep.seed]
-            ax.plot(float(g[0]), float(g[1]), "*", color=c, ms=10, mec="k", mew=0.5)
-        wins = sum(ep.success for ep in runs[arm])
-        ax.set_title(f"{arm}: {wins}/{len(runs[arm])} reached", fontsize=9)
+    for r, shown in enumerate(rows):
+        env.reset(seed=shown[0])
+        for ax, arm in zip(axes[r], arms):
+            _arena(ax, env)
+            for ep in runs[arm]:
+                if ep.seed not in shown:
+                    continue
+                p = ep.path.numpy()
+                c = colours(seeds.index(ep.seed))
+                ax.plot(p[:, 0], p[:, 1], "-", color=c, lw=1.2)
+                ax.plot(p[0, 0], p[0, 1], "o", color=c, ms=5)
+                g = goals[ep.seed]
+                ax.plot(float(g[0]), float(g[1]), "*", color=c, ms=10, mec="k", mew=0.5)
+            wins = sum(ep.success for ep in runs[arm])
+            title = f"{arm}: {wins}/{len(runs[arm])} reached" if r == 0 else f"{arm}, episode {shown[0]}"
+            ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
