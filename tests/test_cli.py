@@ -186,10 +186,12 @@ def test_both_spellings_and_out_reach_the_same_settings():
 
 def test_plan_arms_match_the_evaluation():
     from jepa.planning.commands import plan_parser
-    from jepa.planning.evaluate import ARMS
+    from jepa.planning.evaluate import ARMS, DEFAULT_ARMS
 
     arms = next(a for a in plan_parser()._actions if a.dest == "arms")
-    assert tuple(arms.choices) == tuple(ARMS) and tuple(arms.default) == tuple(ARMS)
+    assert tuple(arms.choices) == tuple(ARMS) and arms.default is None  # the default depends on --hierarchy
+    for hierarchy, default in DEFAULT_ARMS.items():
+        assert " ".join(default) in arms.help, hierarchy
 
 
 def test_world_help_with_a_config_lists_its_keys_without_optimizer_groups_or_type_warnings(capsys):

@@ -107,12 +107,14 @@ class _Parsers:
 
     def lightning_parser(self, command: str):
         if command not in self.lightning:
+            from jepa.planning.slow_cli import SlowWorldCLI
             from jepa.planning.world_cli import WorldCLI
             from jepa.train.lightning_cli import PretrainCLI
 
             holder: list[object] = []
+            base = {"pretrain": PretrainCLI, "world": WorldCLI, "world slow": SlowWorldCLI}[command]
 
-            class Capture(PretrainCLI if command == "pretrain" else WorldCLI):
+            class Capture(base):
                 def parse_arguments(self, parser, args):
                     holder.append(parser)
                     raise SystemExit(0)
@@ -125,7 +127,8 @@ class _Parsers:
     @staticmethod
     def fill(words: list[str]) -> list[str]:
         """Placeholders in capitals made concrete: numbers for N, G, K; a shipped config for FILE."""
-        config = {"world": "planning/two_rooms_world"}.get(words[0], "quickstart")
+        config = {"world": "planning/slow_world" if words[1:2] == ["slow"] else "planning/two_rooms_world"}.get(
+            words[0], "quickstart")
         return ["1" if w in ("N", "G", "K", "F") else config if w == "FILE" else w for w in words]
 
     def check(self, words: list[str]) -> None:
@@ -157,7 +160,9 @@ class _Parsers:
             except SystemExit as exn:
                 assert exn.code in (0, None), words
             return
-        if command in ("pretrain", "world") and not (rest and rest[0] in WORLD_SUBCOMMANDS):
+        if command == "world" and rest[:1] == ["slow"]:
+            command, rest = "world slow", rest[1:]
+        if command in ("pretrain", "world", "world slow") and not (rest and rest[0] in WORLD_SUBCOMMANDS):
             args = config_argv(rest)
             if "--config" in args and not Path(args[args.index("--config") + 1]).is_file():
                 pytest.fail(f"config {args[args.index('--config') + 1]} does not exist")

@@ -77,3 +77,19 @@ def test_grid_shortest_paths_match_straight_lines_and_go_round_walls():
     through = shortest_path_length(cfg, a, b)
     round_ = shortest_path_length(FourRoomsConfig(closed_door=0), a, b)
     assert through == pytest.approx(0.5, rel=0.06) and round_ > 2 * through  # three doors, corners cut
+
+
+def test_exploration_episodes_see_closed_doors_and_their_waypoints_are_the_doors():
+    from jepa.planning.episodes import generate_episodes
+
+    env = make_env("four-rooms", resolution=16)
+    frames, _, states = generate_episodes(list(range(8)), 12, env)
+    open_frames = np.asarray(env.render_states(states.reshape(-1, 2))).reshape(frames.shape)
+    closed = [i for i in range(8) if not np.array_equal(frames[i], open_frames[i])]
+    assert 1 <= len(closed) <= 7  # about half the episodes run in a world with a door closed (drawn)
+    assert env.explore_config(np.random.default_rng(0)) in {FourRoomsConfig(resolution=16, closed_door=d) for d in (None, 0, 1, 2, 3)}
+    # The oracle's waypoints: the doors of the shortest open route, in order.
+    env.reset(seed=0, options={"start": (0.1, 0.1), "goal": (0.9, 0.9), "closed_door": None})
+    assert len(env.waypoints()) == 2
+    env.reset(seed=0, options={"start": (0.1, 0.4), "goal": (0.1, 0.6), "closed_door": 2})
+    assert [tuple(p) for p in env.waypoints()] == [tuple(env.door_centre(d)) for d in (0, 3, 1)]

@@ -15,7 +15,8 @@ from jepa.errors import JEPAError
 
 from conftest import write_tiny_config
 
-WORLD_CONFIG = """\
+# What every world-model run of these tests shares: the run folder, six steps, the data.
+RUN = """\
 run_dir: {run_dir}
 report: false  # the tests draw report.png once, in test_report.py
 checkpoint_every_n_steps: 3
@@ -26,10 +27,8 @@ trainer:
   log_every_n_steps: 1
   enable_progress_bar: false
   enable_model_summary: false
-{callbacks}model:
-  predictor: {{width: 32, depth: 1, heads: 2, history: 2}}
-  rollout_steps: 2
-  warmup_steps: 2
+{callbacks}"""
+DATA = """\
 data:
   train: {episodes}
   encoder: {encoder}
@@ -38,6 +37,12 @@ data:
   batch_size: 8
   val_fraction: 0.25
 """
+WORLD_CONFIG = RUN + """\
+model:
+  predictor: {{width: 32, depth: 1, heads: 2, history: 2}}
+  rollout_steps: 2
+  warmup_steps: 2
+""" + DATA
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +59,19 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     return {"episodes": Path(report.brace_pattern), "encoder": tmp / "encoder", "tmp": tmp}
 
 
-def world_config(path: Path, setup: dict[str, Path], stop_at: int | None = None) -> Path:
+def write_config(path: Path, template: str, setup: dict[str, Path], stop_at: int | None = None, **extra) -> Path:
     callbacks = ""
     if stop_at is not None:
         callbacks = f"  callbacks:\n    - class_path: helpers.StopAt\n      init_args: {{step: {stop_at}}}\n"
     path.mkdir(parents=True, exist_ok=True)
-    cfg = path / "world.yaml"
-    cfg.write_text(WORLD_CONFIG.format(run_dir=path / "run", episodes=setup["episodes"], encoder=setup["encoder"],
-                                       callbacks=callbacks))
+    cfg = path / "config.yaml"
+    cfg.write_text(template.format(run_dir=path / "run", episodes=setup["episodes"], encoder=setup["encoder"],
+                                   callbacks=callbacks, **extra))
     return cfg
+
+
+def world_config(path: Path, setup: dict[str, Path], stop_at: int | None = None) -> Path:
+    return write_config(path, WORLD_CONFIG, setup, stop_at)
 
 
 def losses(run: Path) -> list[tuple[int, float]]:
@@ -99,10 +108,12 @@ def test_world_model_refuses_another_encoder_and_another_architecture(setup, tmp
     assert config["rep_dim"] == 4 * 32 and model.action_dim == 2 and config["kind"] == "fast"
     with pytest.raises(JEPAError, match="trained on encoder .* not on this encoder"):
         load_world_model(world_dir, "0" * 64)
+    with pytest.raises(JEPAError, match="holds a fast world model where a slow one is needed"):
+        load_world_model(world_dir, kind="slow")
     # The kind decides what is built; a kind this version does not know is one line, not a crash.
     saved = json.loads((world_dir / "world.json").read_text())
-    (world_dir / "world.json").write_text(json.dumps({**saved, "kind": "slow"}))
-    with pytest.raises(JEPAError, match="holds a world model of kind 'slow', which this version of jepa does not"):
+    (world_dir / "world.json").write_text(json.dumps({**saved, "kind": "graph"}))
+    with pytest.raises(JEPAError, match="holds a world model of kind 'graph', which this version of jepa does not"):
         load_world_model(world_dir)
     (world_dir / "world.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "kind"}))
     assert load_world_model(world_dir)[1].get("kind") is None  # exports from before kinds: a fast model
@@ -270,3 +281,59 @@ def test_world_perception_compares_grids_and_blurs(setup, capsys):
     for s in scores:
         assert 0 < s.probe_mean <= s.probe_q99 and -1 <= s.distance_spearman <= 1
     assert scores[0].probe_mean != scores[1].probe_mean  # the blur reaches the encoder
+
+
+SLOW_CONFIG = RUN + """\
+model:
+  fast_world: {fast_world}
+  predictor: {{steps: 3, code_dim: 2, width: 32, depth: 1, heads: 2, bank_size: 16}}
+  macro_steps: 2
+  warmup_steps: 2
+""" + DATA
+
+
+@pytest.fixture(scope="module")
+def fast_world(setup) -> Path:
+    """One tiny fast world model the slow-model tests sit on."""
+    assert main(["world", "--config", str(world_config(setup["tmp"] / "fast", setup))]) == 0
+    return setup["tmp"] / "fast" / "run" / "world"
+
+
+def slow_config(path: Path, setup: dict[str, Path], fast: Path, stop_at: int | None = None) -> Path:
+    return write_config(path, SLOW_CONFIG, setup, stop_at, fast_world=fast)
+
+
+def test_slow_world_model_trains_resumes_exactly_and_sits_on_its_fast_model(setup, fast_world, tmp_path, capsys):
+    from jepa.planning.perception import Perception
+    from jepa.planning.world_export import load_slow_model, load_world_model
+
+    assert main(["world", "slow", "--config", str(slow_config(tmp_path / "a", setup, fast_world))]) == 0
+    out = capsys.readouterr().out
+    assert "held-out open-loop L1 error per macro-action of 3 steps" in out and "copy-current" in out
+    assert main(["world", "slow", "--config", str(slow_config(tmp_path / "b", setup, fast_world, stop_at=3))]) == 0
+    assert main(["world", "slow", "--config", str(slow_config(tmp_path / "b", setup, fast_world)),
+                 "--ckpt_path", "last"]) == 0
+    straight, resumed = losses(tmp_path / "a" / "run"), losses(tmp_path / "b" / "run")
+    assert [s for s, _ in straight] == list(range(6)) and resumed == straight  # bit-identical
+    summary = json.loads((tmp_path / "b" / "run" / "summary.json").read_text())
+    assert summary["steps"] == 6 and len(summary["open_loop_val"]["model"]) >= 1
+    # The export: kind slow, on this encoder and this fast model; its bank holds codes of training chunks.
+    encoder_id = Perception.load(setup["encoder"]).encoder_id
+    slow_dir = tmp_path / "b" / "run" / "world"
+    model, config = load_slow_model(slow_dir, encoder_id, fast_world)
+    assert config["kind"] == "slow" and config["bank_chunks"] > 0 and model.bank.shape == (16, 2)
+    assert model.bank.abs().max() <= 1 and model.bank.std(0).min() > 0  # tanh codes, not all one chunk
+    reps = torch.randn(5, model.rep_dim)
+    assert model(reps, model.bank[:2].expand(5, 2, 2)).shape == (5, 2, model.rep_dim)
+    # Refusals, each one line: a slow model as the fast one, another fast model, another encoder.
+    with pytest.raises(JEPAError, match="holds a slow world model where a fast one is needed"):
+        load_world_model(slow_dir, encoder_id, kind="fast")
+    with pytest.raises(JEPAError, match="sits on another fast world model"):
+        load_slow_model(slow_dir, encoder_id, tmp_path / "a" / "run" / "world")  # a slow folder: another checksum
+    with pytest.raises(JEPAError, match="not on this encoder"):
+        load_slow_model(slow_dir, "0" * 64, fast_world)
+    capsys.readouterr()
+    code = main(["world", "slow", "--config", str(slow_config(tmp_path / "c", setup, fast_world)),
+                 "--model.fast_world", str(slow_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds a slow world model, not a fast one" in err and len(err.strip().splitlines()) == 1

@@ -13,6 +13,7 @@ representation).
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +60,8 @@ class EpisodeResult:
         rejections: plans not executed because no safe candidate was found (a zero action ran instead).
         violations: executed steps whose true state was in the keep-out region (``info["in_keep_out"]``).
         plan_ms: wall-clock milliseconds of every ``planner.plan`` call.
+        subgoals: positions (x, y) of the subgoals a two-level planner chose, as its position probe reads
+            them (empty for other planners).
     """
 
     seed: int
@@ -69,6 +72,12 @@ class EpisodeResult:
     rejections: int
     violations: int
     plan_ms: list[float] = field(default_factory=list)
+    subgoals: list[list[float]] = field(default_factory=list)
+
+    @property
+    def plan_ms_per_step(self) -> float | None:
+        """Planning time per environment step: all ``plan`` calls' time over the steps taken."""
+        return sum(self.plan_ms) / self.steps if self.steps and self.plan_ms else None
 
 
 def latest(reps: list[torch.Tensor], actions: list[torch.Tensor]) -> torch.Tensor:
@@ -158,10 +167,12 @@ def summarise(results: Sequence[EpisodeResult]) -> dict[str, float | int | None]
     Returns:
         episodes, success_rate, mean_steps_to_success (None without a success), violations (executed steps
         in the keep-out region, all episodes), episodes_with_violation, rejections, plan_ms_mean,
-        plan_ms_median (over every re-plan of every episode; None without one).
+        plan_ms_median (over every re-plan of every episode; None without one), plan_ms_per_step_median and
+        plan_ms_per_step_p95 (over episodes, each its planning time over its steps; nearest-rank p95).
     """
     wins = [r.steps for r in results if r.success]
     ms = [t for r in results for t in r.plan_ms]
+    per_step = sorted(r.plan_ms_per_step for r in results if r.plan_ms_per_step is not None)
     return {
         "episodes": len(results),
         "success_rate": len(wins) / len(results) if results else 0.0,
@@ -171,6 +182,10 @@ def summarise(results: Sequence[EpisodeResult]) -> dict[str, float | int | None]
         "rejections": sum(r.rejections for r in results),
         "plan_ms_mean": statistics.fmean(ms) if ms else None,
         "plan_ms_median": statistics.median(ms) if ms else None,
+        # Over tasks: each task's planning time over its environment steps (what a two-level planner
+        # must not raise: it plans rarely at the top and cheaply at the bottom).
+        "plan_ms_per_step_median": statistics.median(per_step) if per_step else None,
+        "plan_ms_per_step_p95": per_step[min(len(per_step) - 1, math.ceil(0.95 * len(per_step)) - 1)] if per_step else None,
     }
 
 

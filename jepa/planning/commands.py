@@ -9,11 +9,12 @@ from ..commandline import add_output, add_subcommands, add_subparser, new_parser
 from ..errors import JEPAError
 from ..train.commands import RUN_OPTIONS, config_argv, wants_help
 
-WORLD_SUBCOMMANDS = {
+WORLD_TOOLS = {
     "episodes": "write Two-Rooms exploration episodes as episode shards (Push-T format)",
     "frames": "write the frames of episode shards as image shards (the encoder's pretraining data)",
     "perception": "compare pooling grids and blurs of a frozen encoder for planning",
 }
+WORLD_SUBCOMMANDS = {"slow": "train the slow world model of a two-level planner", **WORLD_TOOLS}
 
 WORLD_HELP = f"""\
 usage: jepa world --config FILE [--out DIR] [--ckpt_path auto|last|PATH] [--KEY VALUE ...]
@@ -41,7 +42,29 @@ every key with its help and the config's value (imports torch, a few seconds):
 example:
   jepa world --config configs/planning/two_rooms_world.yaml --out runs/two_rooms/world"""
 
+SLOW_HELP = f"""\
+usage: jepa world slow --config FILE [--out DIR] [--ckpt_path auto|last|PATH] [--KEY VALUE ...]
+
+Train the slow world model of a two-level planner: from one frame's representation and a macro-action
+(a learned code of a chunk of k actions) it predicts the representation k steps later. It sits on a
+fast world model (model.fast_world, the world/ folder of jepa world) and its encoder and episodes;
+writes <run_dir>/world (kind slow, with the codes of training chunks the planner searches among).
+
+{RUN_OPTIONS}
+
+config keys (--GROUP.KEY VALUE on the command line, a mapping in the YAML):
+  model.predictor.*     steps (k), code_dim, width, depth, heads, mlp_ratio, bank_size
+  model.*               fast_world, macro_steps (jumps imagined per training window), lr, weight_decay,
+                        warmup_steps, seed
+  data.*                as jepa world's: train, encoder, grid, blur, batch_size, val_fraction, max_episodes
+  trainer.*             max_steps, accelerator, devices, precision, logger, callbacks
+
+example:
+  jepa world slow --config configs/planning/slow_world.yaml --out runs/four_rooms/slow"""
+
 PLAN_EXAMPLES = ["jepa plan --encoder runs/two_rooms/encoder_export --world runs/two_rooms/world/world",
+                 "jepa plan --env four-rooms --hierarchy 2 --encoder runs/four_rooms/encoder_export "
+                 "--world runs/four_rooms/world/world --slow runs/four_rooms/slow/world",
                  "jepa plan --encoder E --world W --arms simulator world_model --keep-out 0.72 0.2 0.82 0.32",
                  "jepa plan pipeline --out runs/two_rooms"]
 
@@ -85,13 +108,20 @@ def world_tools_parser() -> argparse.ArgumentParser:
         "perception": ["jepa world perception --encoder runs/two_rooms/encoder_export "
                        "--episodes runs/two_rooms/episodes/episodes-000000.tar"],
     }
-    for name, summary in WORLD_SUBCOMMANDS.items():
+    for name, summary in WORLD_TOOLS.items():
         build[name](add_subparser(subs, name, summary, summary[0].upper() + summary[1:] + ".", examples[name]))
     return parser
 
 
 def world_main(argv: list[str]) -> int:
-    if argv and argv[0] in WORLD_SUBCOMMANDS:
+    if argv and argv[0] == "slow":
+        if wants_help(argv[1:]):
+            print(SLOW_HELP)
+            return 0
+        from .slow_cli import world_slow
+
+        return world_slow(config_argv(argv[1:]))
+    if argv and argv[0] in WORLD_TOOLS:
         args = parse(world_tools_parser(), argv)
         return {"episodes": _episodes, "frames": _frames, "perception": _perception}[args.command](args)
     if wants_help(argv):
@@ -151,6 +181,18 @@ def add_scoring(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=40, help="environment steps per evaluation episode (its budget)")
 
 
+def add_hierarchy(parser: argparse.ArgumentParser) -> None:
+    """The two-level planner's options, shared by jepa plan and jepa plan pipeline."""
+    parser.add_argument("--hierarchy", type=int, choices=(1, 2), default=1,
+                        help="planning levels: 1 flat; 2 adds the slow world model's subgoals (the hierarchical arm)")
+    parser.add_argument("--slow", default=None, metavar="DIR",
+                        help="the slow world model's folder (<run_dir>/world of jepa world slow; needed by --hierarchy 2)")
+    parser.add_argument("--macro-horizon", type=int, default=3, help="macro-actions the high level plans")
+    parser.add_argument("--replan-every", type=int, default=3, help="environment steps between high-level plans")
+    parser.add_argument("--low-samples", type=int, default=100, help="CEM samples of the two-level arms' low level")
+    parser.add_argument("--low-iterations", type=int, default=10, help="CEM iterations of the two-level arms' low level")
+
+
 def plan_parser() -> argparse.ArgumentParser:
     parser = new_parser(
         "jepa plan", "Evaluate the planning agent in an environment (Two-Rooms by default): random, greedy, CEM on the true simulator and CEM on\n"
@@ -169,8 +211,11 @@ def plan_parser() -> argparse.ArgumentParser:
     parser.add_argument("--planner", choices=("cem", "mppi", "gradient"), default="cem", help="the planner")
     parser.add_argument("--samples", type=int, default=300, help="CEM/MPPI samples per iteration")
     parser.add_argument("--iterations", type=int, default=30, help="CEM/MPPI iterations (gradient: 3x as many steps)")
-    parser.add_argument("--arms", nargs="+", default=["random", "greedy", "simulator", "world_model"],
-                        choices=("random", "greedy", "simulator", "world_model"), help="the agents to evaluate")
+    parser.add_argument("--arms", nargs="+", default=None,
+                        choices=("random", "greedy", "simulator", "world_model", "hierarchical", "oracle_subgoals"),
+                        help="the agents to evaluate (default: random greedy simulator world_model; with "
+                        "--hierarchy 2: world_model hierarchical)")
+    add_hierarchy(parser)
     parser.add_argument("--keep-out", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), default=None,
                         help="a region the agent must never enter (world units, y up; default: none)")
     parser.add_argument("--margin", type=float, default=None,
@@ -192,6 +237,8 @@ def pipeline_parser() -> argparse.ArgumentParser:
     add_env(parser, "the environment: its episodes, shipped configs and sizes")
     parser.add_argument("--size", choices=("full", "tiny"), default="full",
                         help="full: the documented figures; tiny: seconds, for tests")
+    parser.add_argument("--hierarchy", type=int, choices=(1, 2), default=1,
+                        help="2: also train the slow world model and evaluate the hierarchical arm beside the flat one")
     add_scoring(parser)
     return parser
 

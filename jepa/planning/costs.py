@@ -9,6 +9,7 @@ an action's length too.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Literal
 
@@ -121,6 +122,7 @@ class GoalEnergy:
         if max_action_norm <= 0:
             raise JEPAError(f"max_action_norm must be > 0, got {max_action_norm}")
         self.readout = readout
+        self.raw_goal = goal
         self.goal = readout(goal) if readout is not None else goal
         self.max_action_norm = float(max_action_norm)
         self.mode = mode
@@ -128,6 +130,25 @@ class GoalEnergy:
         self.discount = float(discount)
         self.keep_out = keep_out
         self.keep_out_weight = float(keep_out_weight)
+
+    def toward(self, goal: torch.Tensor, readout: PositionFn | None = None, mode: str | None = None,
+               discount: float | None = None) -> GoalEnergy:
+        """The same cost (distance, keep-out and, unless given, readout, mode and discount) toward another
+        goal: a subgoal of the two-level planner, or the goal in another model's units (``readout``)."""
+        new = copy.copy(self)
+        new.readout = readout or self.readout
+        new.raw_goal = goal
+        new.goal = new.readout(goal) if new.readout is not None else goal
+        new.mode = mode or self.mode
+        new.discount = self.discount if discount is None else float(discount)
+        return new
+
+    def per_step(self, states: torch.Tensor) -> torch.Tensor:
+        """The distance to the goal after every imagined step: [B, H, *S] -> [B, H]."""
+        if self.readout is not None:
+            states = self.readout(states)
+        diff = states - self.goal.to(device=states.device, dtype=states.dtype)
+        return (diff.square() if self.distance == "l2" else diff.abs()).flatten(2).mean(dim=2)
 
     def energy(self, states: torch.Tensor) -> torch.Tensor:
         """The goal energy alone.
@@ -138,10 +159,7 @@ class GoalEnergy:
         Returns:
             [B].
         """
-        if self.readout is not None:
-            states = self.readout(states)
-        diff = states - self.goal.to(device=states.device, dtype=states.dtype)
-        per_step = (diff.square() if self.distance == "l2" else diff.abs()).flatten(2).mean(dim=2)  # [B, H]
+        per_step = self.per_step(states)
         if self.mode == "final":
             return per_step[:, -1]
         weights = self.discount ** torch.arange(per_step.shape[1], device=states.device, dtype=states.dtype)

@@ -103,19 +103,28 @@ def generate_episodes(seeds: Sequence[int], length: int, env: PlanningEnv,
     if length < 1:
         raise ValueError(f"episode length must be >= 1, got {length}")
     check_policy(policy)
-    starts, actions = [], []
+    starts, actions, worlds = [], [], []
     for seed in seeds:
         rng = np.random.default_rng(seed)
         starts.append(env.sample_start(rng))
         actions.append(explore_actions(rng, length, env.max_action_norm, policy))
+        worlds.append(env.explore_config(rng))  # drawn last: the starts and actions stay as they were
     acts = torch.from_numpy(np.stack(actions))
-    state = torch.from_numpy(np.stack(starts))
-    states = torch.empty(len(starts), length, state.shape[-1])
-    for t in range(length):
-        states[:, t] = state
-        state = env.step_states(state, acts[:, t])
-    frames = env.render_states(states.reshape(-1, state.shape[-1]))
-    frames = frames.reshape(len(starts), length, *frames.shape[1:])
+    start = torch.from_numpy(np.stack(starts))
+    states = torch.empty(len(starts), length, start.shape[-1])
+    frames = None
+    # One batch per distinct world (Four-Rooms: which door is closed), each through that world's dynamics.
+    for world in dict.fromkeys(worlds):
+        rows = torch.tensor([i for i, w in enumerate(worlds) if w == world])
+        sim = env if world == env.config else env.with_config(world)
+        state = start[rows]
+        for t in range(length):
+            states[rows, t] = state
+            state = sim.step_states(state, acts[rows, t])
+        drawn = torch.as_tensor(sim.render_states(states[rows].reshape(-1, state.shape[-1])))
+        if frames is None:
+            frames = torch.empty(len(starts), length, *drawn.shape[1:], dtype=drawn.dtype)
+        frames[rows] = drawn.reshape(len(rows), length, *drawn.shape[1:])
     return frames.numpy(), acts.numpy(), states.numpy()
 
 

@@ -4,7 +4,11 @@
 - ``greedy``: a straight line to the goal at full speed (it reads the true positions; it fails
   where the wall stands between start and goal, which is the point of two rooms).
 - ``simulator``: the planner on the true dynamics and true state (the ceiling).
-- ``world_model``: the planner on the learned world model, seeing only frames.
+- ``world_model``: the planner on the learned world model, seeing only frames (flat).
+- ``hierarchical``: the two-level planner (``hierarchical.py``): the slow model's subgoals for the same
+  planner on the fast model.
+- ``oracle_subgoals``: that low level given true waypoints (frames at the doors of the shortest
+  route) instead of the high level's subgoals: a diagnostic.
 
 Guardrail violations are judged on the true state for every arm.
 """
@@ -24,12 +28,17 @@ from ..errors import JEPAError
 from .agent import AgentSettings, EpisodeResult, run_episode, summarise, task_budget
 from .costs import GoalEnergy, KeepOut, PositionProbe
 from .envs.protocol import PlanningEnv
+from .hierarchical import HierarchicalPlanner, HierarchySettings, OracleSubgoals
 from .interfaces import Planner, clip_norm
 from .perception import Perception
 from .simulator import SimulatorDynamics
+from .slow_model import SlowWorldModel
 from .world_model import LatentContext, LatentDynamics, WorldModel
 
-ARMS = ("random", "greedy", "simulator", "world_model")
+ARMS = ("random", "greedy", "simulator", "world_model", "hierarchical", "oracle_subgoals")
+TWO_LEVEL = ("hierarchical", "oracle_subgoals")
+# What jepa plan evaluates without --arms, by --hierarchy.
+DEFAULT_ARMS = {1: ("random", "greedy", "simulator", "world_model"), 2: ("world_model", "hierarchical")}
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class LearnedAgent:
     probe: PositionProbe | None = None
     probe_margin: float = 0.0
     energy: str = "latent"  # "latent": distance between representations; "probe": between the positions they encode
+    slow: SlowWorldModel | None = None  # the two-level arms' slow model
+    hierarchy: HierarchySettings | None = None
 
     @property
     def readout(self) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -140,24 +151,52 @@ def world_model_episode(env: PlanningEnv, seed: int, planner: Planner, settings:
                        context_fn=context)
 
 
+def two_level_episode(arm: str, env: PlanningEnv, seed: int, low: Planner, settings: AgentSettings,
+                      agent: LearnedAgent, scoring: GoalSettings = GoalSettings()) -> EpisodeResult:
+    """An episode of a two-level arm: ``hierarchical`` (the slow model's subgoals) or
+    ``oracle_subgoals`` (frames at the waypoints of ``env.waypoints()``), ``low`` below either."""
+    if arm == "hierarchical":
+        if agent.slow is None:
+            raise JEPAError("the hierarchical arm needs a slow world model (--slow, written by jepa world slow)")
+        planner: Any = HierarchicalPlanner(agent.slow, low, agent.hierarchy)
+    else:
+        if not hasattr(env, "waypoints"):
+            raise JEPAError(f"{env.name} gives no waypoints for the oracle_subgoals arm")
+        env.reset(seed=seed)  # the task of this seed, to read its waypoints (run_episode resets it again)
+        points = env.waypoints()
+        reps = list(agent.perception.encode(np.asarray(env.render_states(np.stack(points))))) if points else []
+        # Reached: within half a door's width of the door's centre (the true state: this arm is a diagnostic).
+        radius = 0.5 * getattr(env.config, "door_width", 0.1) * env.config.arena_size
+        planner = OracleSubgoals(reps, lambda i: float(np.linalg.norm(env.state - points[i])) <= radius, low)
+    result = world_model_episode(env, seed, planner, settings, agent, scoring)
+    if arm == "hierarchical" and agent.probe is not None:
+        result.subgoals = [[round(float(v), 4) for v in agent.probe(s.rep)] for s in planner.subgoals if s.rep is not None]
+    return result
+
+
 def evaluate(env: PlanningEnv, seeds: Iterable[int], arms: Iterable[str], planner_for: Callable[[], Planner],
              settings: AgentSettings, agent: LearnedAgent | None = None, margin: float = 0.0,
              scoring: GoalSettings = GoalSettings(),
-             progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
-    """Runs every arm on the same seeded episodes; returns per-arm summaries and episode records."""
+             progress: Callable[[str, int], None] | None = None,
+             low_planner_for: Callable[[], Planner] | None = None) -> dict[str, Any]:
+    """Runs every arm on the same seeded episodes; returns per-arm summaries and episode records.
+    ``low_planner_for`` makes the two-level arms' low level (default: ``planner_for``)."""
     seeds = list(seeds)
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise JEPAError(f"unknown arm {unknown[0]!r}: arms are {', '.join(ARMS)}")
     out: dict[str, Any] = {}
     for arm in arms:
-        if arm == "world_model" and agent is None:
-            raise JEPAError("the world_model arm needs --encoder and --world")
+        if arm in ("world_model", *TWO_LEVEL) and agent is None:
+            raise JEPAError(f"the {arm} arm needs --encoder and --world")
         results = []
         t0 = time.perf_counter()
         for i, seed in enumerate(seeds):
             try:
-                res = _episode(arm, env, seed, planner_for, settings, agent, margin, scoring)
+                if arm in TWO_LEVEL:
+                    res = two_level_episode(arm, env, seed, (low_planner_for or planner_for)(), settings, agent, scoring)
+                else:
+                    res = _episode(arm, env, seed, planner_for, settings, agent, margin, scoring)
             except ValueError as exn:  # the environment found no start or goal clear of the keep-out region
                 raise JEPAError(f"{env.name} episode {seed}: {exn}") from None
             results.append(res)

@@ -1,5 +1,7 @@
 """``jepa plan pipeline``: the whole agent of a registered environment from nothing, in one command:
-episodes -> frame shards -> encoder (jepa pretrain) -> export -> world model (jepa world) -> jepa plan.
+episodes -> frame shards -> encoder (jepa pretrain) -> export -> world model (jepa world) -> with
+``--hierarchy 2`` the slow world model (jepa world slow) -> jepa plan (with ``--hierarchy 2``: the flat
+and the hierarchical arms).
 
 Each stage writes under ``--out`` and is skipped when its result is already there, so a pipeline
 that was stopped continues where it was (a stage cut short resumes through its own run folder).
@@ -22,6 +24,7 @@ from .envs.registry import environment, make_env
 from .episodes import write_episodes
 from .frames import frames_to_image_shards
 from .plan_cli import plan_main
+from .slow_cli import world_slow
 from .world_cli import world
 
 
@@ -83,15 +86,27 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
                     str(export), "--run_dir", str(run), "--trainer.max_steps", str(size.world_steps), *report, *resume]),
              "world model")
     stage("world model")
-    plan_args = ["--env", entry.name, "--encoder", str(export), "--world", str(world_dir),
+    hierarchy: list[str] = []
+    if args.hierarchy == 2:
+        slow_run = out / "slow"
+        slow_summary = slow_run / "summary.json"
+        if not (slow_summary.is_file() and "open_loop_val" in json.loads(slow_summary.read_text())):
+            resume = ["--ckpt_path", "auto"] if (slow_run / "checkpoints").is_dir() else []
+            _ran(world_slow(["--config", _config(entry.slow_config), "--data.train", str(episodes), "--data.encoder",
+                             str(export), "--model.fast_world", str(world_dir), "--run_dir", str(slow_run),
+                             "--trainer.max_steps", str(size.slow_steps), *report, *resume]), "slow world model")
+        stage("slow world model")
+        hierarchy = ["--hierarchy", "2", "--slow", str(slow_run / "world")]
+    plan_args = ["--env", entry.name, "--encoder", str(export), "--world", str(world_dir), *hierarchy,
                  "--episodes", str(size.eval_episodes),
                  "--steps", str(args.steps), "--energy", args.energy, "--goal", args.goal,
                  "--discount", str(args.discount), "--out", str(out / "plan"), "--overwrite"]
     if args.size == "tiny":
-        plan_args += ["--samples", "20", "--iterations", "2"]
+        plan_args += ["--samples", "20", "--iterations", "2", "--low-samples", "10", "--low-iterations", "2"]
     _ran(plan_main(parse_plan(plan_args)), "planning")
     stage("planning")
     total = round(time.perf_counter() - t0, 1)
-    (out / "pipeline.json").write_text(json.dumps({"env": entry.name, "size": args.size, "stages_s": times, "total_s": total}, indent=2))
+    (out / "pipeline.json").write_text(json.dumps({"env": entry.name, "size": args.size, "hierarchy": args.hierarchy,
+                                                   "stages_s": times, "total_s": total}, indent=2))
     print(f"pipeline finished in {total / 60:.1f} min: {out}/plan/plan.json, trajectories.png, energy.png")
     return 0

@@ -18,23 +18,26 @@ from ..stopping import raise_if_stop_requested, stop_signals
 from .agent import AgentSettings
 from .costs import GoalEnergy
 from .envs.registry import make_env
-from .evaluate import GoalSettings, LearnedAgent, evaluate
+from .evaluate import DEFAULT_ARMS, TWO_LEVEL, GoalSettings, LearnedAgent, evaluate
+from .hierarchical import HierarchySettings
 from .perception import Perception
 from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
 from .plots import plot_energy, plot_trajectories
 from .simulator import SimulatorDynamics
-from .world_export import load_position_probe, load_world_model, read_world_config
+from .world_export import load_position_probe, load_slow_model, load_world_model, read_world_config
 from .world_model import LatentContext, LatentDynamics
 
 
-def make_planner(args: argparse.Namespace, seed: int):
+def make_planner(args: argparse.Namespace, seed: int, samples: int | None = None, iterations: int | None = None):
+    """The planner of ``--planner`` with ``--samples`` and ``--iterations`` (or the given ones)."""
+    samples = samples or args.samples
+    iterations = iterations or args.iterations
     if args.planner == "cem":
         # DINO-WM keeps the best 10% (30 of 300) as elites.
-        return CEM(CEMSettings(samples=args.samples, iterations=args.iterations, elites=max(2, args.samples // 10),
-                               seed=seed))
+        return CEM(CEMSettings(samples=samples, iterations=iterations, elites=max(2, samples // 10), seed=seed))
     if args.planner == "mppi":
-        return MPPI(MPPISettings(samples=args.samples, iterations=args.iterations, seed=seed))
-    return GradientPlanner(GradientSettings(steps=args.iterations * 3, seed=seed))
+        return MPPI(MPPISettings(samples=samples, iterations=iterations, seed=seed))
+    return GradientPlanner(GradientSettings(steps=iterations * 3, seed=seed))
 
 
 @torch.no_grad()
@@ -61,6 +64,9 @@ def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.T
     return out
 
 
+TASK_KEYS = ("closed_door", "shortest_path", "shortest_steps", "budget")
+
+
 def plan_main(args: argparse.Namespace) -> int:
     """``jepa plan`` with its arguments read (``jepa.planning.commands.plan_parser``)."""
     with folders_released_after():
@@ -72,10 +78,17 @@ def _plan(args: argparse.Namespace) -> int:
         raise JEPAError("--episodes and --steps must be >= 1")
     if not args.discount > 0:
         raise JEPAError(f"--discount must be > 0, got {args.discount}")
+    if args.arms is None:
+        args.arms = list(DEFAULT_ARMS[args.hierarchy])
+    two_level = [a for a in args.arms if a in TWO_LEVEL]
+    if "hierarchical" in two_level and args.hierarchy != 2:
+        raise JEPAError("the hierarchical arm plans with two levels: add --hierarchy 2 and --slow DIR")
+    if args.hierarchy == 2 and not args.slow:
+        raise JEPAError("--hierarchy 2 needs --slow DIR (the world/ folder of jepa world slow)")
     default = make_env(args.env)  # the environment as registered: its step and agent size
     half_step = default.max_action_norm / 2
     agent = None
-    if "world_model" in args.arms:
+    if "world_model" in args.arms or two_level:
         if not args.encoder or not args.world:
             raise JEPAError("the world_model arm needs --encoder and --world (or leave it out with --arms)")
         seen = read_world_config(args.world)
@@ -87,6 +100,9 @@ def _plan(args: argparse.Namespace) -> int:
                             "guardrail and --energy probe need it")
         margin = args.margin if args.margin is not None else probe_error + half_step
         agent = LearnedAgent(perception, world, probe, margin, args.energy)
+        if args.hierarchy == 2:
+            agent.slow, _ = load_slow_model(args.slow, perception.encoder_id, args.world)
+            agent.hierarchy = HierarchySettings(args.macro_horizon, args.replan_every)
     # Every arm plays the same episodes: starts and goals clear of the widest margin any arm keeps.
     clearance = max(half_step, agent.probe_margin if agent else 0.0) + default.config.agent_radius
     env = make_env(args.env, keep_out=tuple(args.keep_out) if args.keep_out else None, keep_out_clearance=clearance)
@@ -107,12 +123,16 @@ def _plan(args: argparse.Namespace) -> int:
 
     with stop_signals("stopping after the current episode"):
         runs = evaluate(env, seeds, args.arms, lambda: make_planner(args, 0), settings, agent,
-                        margin=half_step, scoring=GoalSettings(args.goal, args.discount), progress=progress)
+                        margin=half_step, scoring=GoalSettings(args.goal, args.discount), progress=progress,
+                        low_planner_for=lambda: make_planner(args, 0, args.low_samples, args.low_iterations))
     bar.close()
-    goals = {}
+    goals, tasks = {}, {}
     for s in seeds:
         _, info = env.reset(seed=s)
         goals[s] = torch.as_tensor(info["goal"])
+        # The task as the environment drew it (Four-Rooms: closed door, shortest path, budget), saved with the results.
+        tasks[s] = {"start": [round(float(v), 4) for v in info["state"]], "goal": [round(float(v), 4) for v in info["goal"]],
+                    **{k: info[k] for k in TASK_KEYS if k in info}}
     report = {
         "env": {"name": env.name, **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}},
         "settings": {"episodes": args.episodes, "seed": args.seed, "steps": args.steps, "horizon": args.horizon,
@@ -121,11 +141,17 @@ def _plan(args: argparse.Namespace) -> int:
                      "margin": agent.probe_margin if agent else None,
                      "perception": agent.perception.settings if agent else None,
                      "energy": args.energy, "goal": args.goal,
-                     "discount": args.discount},
+                     "discount": args.discount, "hierarchy": args.hierarchy,
+                     **({"slow": args.slow, "macro_horizon": args.macro_horizon, "replan_every": args.replan_every,
+                         "low_samples": args.low_samples, "low_iterations": args.low_iterations,
+                         "steps_per_macro_action": agent.slow.config.steps}
+                        if agent is not None and agent.slow is not None else {})},
         "arms": {arm: r["summary"] for arm, r in runs.items()},
         "episodes": {arm: [{"seed": e.seed, "success": e.success, "steps": e.steps, "violations": e.violations,
                             "rejections": e.rejections,
-                            "final_distance": round(float((e.path[-1] - goals[e.seed]).norm()), 4)}
+                            "final_distance": round(float((e.path[-1] - goals[e.seed]).norm()), 4),
+                            "plan_ms_per_step": round(e.plan_ms_per_step, 2) if e.plan_ms_per_step else None,
+                            **({"subgoals": e.subgoals} if e.subgoals else {}), **tasks.get(e.seed, {})}
                            for e in r["episodes"]] for arm, r in runs.items()},
     }
     write_json_atomic(out / "plan.json", report)
@@ -137,10 +163,11 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def table(arms: dict[str, dict[str, Any]]) -> str:
-    rows = [f"{'arm':<12} {'success':>8} {'steps':>6} {'violations':>10} {'rejected':>8} {'plan ms':>8}"]
+    rows = [f"{'arm':<16} {'success':>8} {'steps':>6} {'violations':>10} {'rejected':>8} {'plan ms':>8} {'ms/step':>8}"]
     for arm, s in arms.items():
         steps = f"{s['mean_steps_to_success']:.1f}" if s["mean_steps_to_success"] is not None else "-"
         ms = f"{s['plan_ms_mean']:.0f}" if s["plan_ms_mean"] is not None else "-"
-        rows.append(f"{arm:<12} {100 * s['success_rate']:>7.0f}% {steps:>6} {s['violations']:>10} "
-                    f"{s['rejections']:>8} {ms:>8}")
+        per_step = f"{s['plan_ms_per_step_median']:.0f}" if s.get("plan_ms_per_step_median") is not None else "-"
+        rows.append(f"{arm:<16} {100 * s['success_rate']:>7.0f}% {steps:>6} {s['violations']:>10} "
+                    f"{s['rejections']:>8} {ms:>8} {per_step:>8}")
     return "\n".join(rows)

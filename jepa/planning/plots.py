@@ -21,7 +21,8 @@ def _arena(ax, env: PlanningEnv) -> None:
 
 def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, torch.Tensor], env: PlanningEnv,
                       path: str | Path, count: int = 4) -> Path:
-    """One panel per arm: the first ``count`` episodes' paths, starts (circles) and goals (stars).
+    """One panel per arm: the first ``count`` episodes' paths, starts (circles), goals (stars) and
+    the subgoals of two-level arms (crosses).
     Where those episodes' tasks change the arena (a closed Four-Rooms door), one row per episode
     instead, each over its own arena."""
     arms = list(runs)
@@ -47,6 +48,9 @@ def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, tor
                 ax.plot(p[0, 0], p[0, 1], "o", color=c, ms=5)
                 g = goals[ep.seed]
                 ax.plot(float(g[0]), float(g[1]), "*", color=c, ms=10, mec="k", mew=0.5)
+                if ep.subgoals:  # where the position probe reads the chosen subgoals (two-level arms)
+                    sg = torch.tensor(ep.subgoals)
+                    ax.plot(sg[:, 0], sg[:, 1], "x", color=c, ms=5, mew=1.2)
             wins = sum(ep.success for ep in runs[arm])
             title = f"{arm}: {wins}/{len(runs[arm])} reached" if r == 0 else f"{arm}, episode {shown[0]}"
             ax.set_title(title, fontsize=9)

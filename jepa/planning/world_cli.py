@@ -39,9 +39,12 @@ class WorldCLI(RunCLI):
 
     command = "world"
     default_run_dir = "runs/world"
+    module_class: type = WorldModelModule
+    # The checkpoint's hyperparameter that marks this command's model, and what must match to resume.
+    marker, arch_keys = "rollout_steps", ARCH_KEYS
 
     def __init__(self, args: list[str] | None = None) -> None:
-        super().__init__(WorldModelModule, WorldDataModule, args=args)
+        super().__init__(self.module_class, WorldDataModule, args=args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         super().add_arguments_to_parser(parser)
@@ -64,22 +67,29 @@ class WorldCLI(RunCLI):
             raise JEPAError("set trainer.max_steps (> 0): the learning-rate schedule is derived from it")
 
     def instantiate_trainer(self, **kwargs: Any):  # type: ignore[override]
-        start = check_resume(self.resume_from, dict(self.model.hparams)) if self.resume_from else None
+        start = check_resume(self.resume_from, dict(self.model.hparams), self.marker, self.arch_keys,
+                             f"jepa {self.command}") if self.resume_from else None
         return self.instantiate_run_trainer(self.run_trainer_config(start, []), **kwargs)
 
+    @staticmethod
+    def finish(module: Any, data: WorldDataModule, run_dir: str) -> None:
+        """Exports the trained model and adds its held-out figures to summary.json."""
+        finish(module, data, run_dir)
 
-def check_resume(ckpt_path: str, hparams: dict[str, Any]) -> int:
+
+def check_resume(ckpt_path: str, hparams: dict[str, Any], marker: str = "rollout_steps",
+                 keys: tuple[str, ...] = ARCH_KEYS, writer: str = "jepa world") -> int:
     """The step a world-model resume starts from; refuses a checkpoint of another model in one line."""
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exn:
         raise JEPAError(f"{ckpt_path} is not a readable checkpoint ({str(exn).splitlines()[0]})") from None
     saved = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    if "rollout_steps" not in saved:
-        raise JEPAError(f"{ckpt_path} is not a world-model checkpoint (written by jepa world)")
-    for key in ARCH_KEYS:
+    if marker not in saved:
+        raise JEPAError(f"{ckpt_path} is not a checkpoint of this kind of model (written by {writer})")
+    for key in keys:
         if saved.get(key) != hparams.get(key):
-            what = "encoder" if key == "encoder_id" else f"model.{key}"
+            what = {"encoder_id": "encoder", "fast_world_sha256": "fast world model"}.get(key, f"model.{key}")
             raise JEPAError(f"the checkpoint was trained with another {what} ({saved.get(key)} vs {hparams.get(key)}): "
                             "resume with the run's own config, or use another run_dir")
     return int(ckpt.get("global_step", 0))
@@ -91,18 +101,20 @@ def world(args: list[str]) -> int:
         raise JEPAError("jepa world needs a config: jepa world --config configs/planning/two_rooms_world.yaml")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with folders_released_after():
-        return _world(args)
+        return run_world(args, WorldCLI)
 
 
-def _world(args: list[str]) -> int:
+def run_world(args: list[str], cli_class: type[WorldCLI]) -> int:
+    """Trains the model of ``cli_class`` (``jepa world`` or ``jepa world slow``), then its ``finish``;
+    returns the exit code."""
     with stop_signals():
         try:
             with quiet_lightning():
-                cli = WorldCLI(args)
+                cli = cli_class(args)
         except (JEPAError, SystemExit, KeyboardInterrupt, RunAborted):
             raise
         except Exception as exn:
-            raise JEPAError(config_error_line(str(exn), "jepa world")) from None
+            raise JEPAError(config_error_line(str(exn), f"jepa {cli_class.command}")) from None
         run_dir = str(cli.config_init["run_dir"])
         trainer = cli.trainer
         try:
@@ -120,7 +132,7 @@ def _world(args: list[str]) -> int:
         print(f"{stop.status()}: {run_dir}/checkpoints/last.ckpt holds that step; continue with: "
               f"{continue_command(cli.jepa_argv)}", file=sys.stderr)
         return stop.exit_code
-    finish(cli.model, cli.datamodule, run_dir)
+    cli_class.finish(cli.model, cli.datamodule, run_dir)
     if cli.config_init["report"] and trainer.is_global_zero:
         write_run_report(run_dir)
     return 0

@@ -17,7 +17,28 @@ from .world_data import WorldDataModule, draw_windows
 from .world_model import WorldModel, WorldModelConfig
 
 
-class WorldModelModule(pl.LightningModule):
+class LatentModelTraining(pl.LightningModule):
+    """What the fast and the slow world model train with: AdamW without weight decay on biases, norms
+    and position tables (``self.world``'s), and a warmup-cosine learning rate from ``hparams`` ``lr``
+    and ``warmup_steps`` down to lr / 100."""
+
+    world: torch.nn.Module
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        named = list(self.world.named_parameters())
+        decay = [p for n, p in named if p.ndim >= 2 and not n.endswith("pos")]
+        rest = [p for n, p in named if p.ndim < 2 or n.endswith("pos")]
+        return torch.optim.AdamW([{"params": decay}, {"params": rest, "weight_decay": 0.0}],
+                                 lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        lr = warmup_cosine(self.global_step, self.trainer.max_steps, self.hparams.warmup_steps, 0.0,
+                           self.hparams.lr, self.hparams.lr / 100)
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = lr
+
+
+class WorldModelModule(LatentModelTraining):
     """Trains a ``WorldModel`` on windows of ``history + rollout_steps`` frames.
 
     Teacher forcing: the first ``history`` true frames predict each next one in a single causal pass.
@@ -77,12 +98,6 @@ class WorldModelModule(pl.LightningModule):
     def window(self) -> int:
         return self.config.history + self.rollout_steps
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        decay = [p for n, p in self.world.named_parameters() if p.ndim >= 2 and n != "pos"]
-        rest = [p for n, p in self.world.named_parameters() if p.ndim < 2 or n == "pos"]
-        return torch.optim.AdamW([{"params": decay}, {"params": rest, "weight_decay": 0.0}],
-                                 lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-
     def losses(self, reps: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(teacher-forcing, rollout) L1 losses of windows reps [B, W, D], actions [B, W, A]."""
         h = self.config.history
@@ -92,12 +107,6 @@ class WorldModelModule(pl.LightningModule):
         imagined = self.world.unroll(reps[:, :h], actions[:, :h - 1], actions[:, h - 1:h - 1 + self.rollout_steps])
         rollout = F.l1_loss(norm(imagined), norm(reps[:, h:h + self.rollout_steps]))
         return teacher, rollout
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        lr = warmup_cosine(self.global_step, self.trainer.max_steps, self.hparams.warmup_steps, 0.0,
-                           self.hparams.lr, self.hparams.lr / 100)
-        for group in self.optimizers().optimizer.param_groups:
-            group["lr"] = lr
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         data: WorldDataModule = self.trainer.datamodule

@@ -126,6 +126,15 @@ class ArenaEnv(gymnasium.Env):
     def keep_out(self) -> tuple[float, float, float, float] | None:
         return self.config.keep_out
 
+    def explore_config(self, rng: np.random.Generator) -> Any:
+        """The world an exploration episode runs in: this one (worlds whose tasks vary, such as a
+        closed door, draw one per episode so that the world model sees every variant)."""
+        return self.config
+
+    def with_config(self, config: Any) -> ArenaEnv:
+        """The same environment over another world (``explore_config``'s)."""
+        return type(self)(config=config, render_mode=self.render_mode)
+
     def step_states(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The true dynamics on a batch: [B, 2] positions, [B, 2] actions -> [B, 2] (``arena.step_states``)."""
         return step_states(states, actions, self.config)

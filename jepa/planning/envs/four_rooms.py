@@ -199,6 +199,45 @@ class FourRoomsEnv(ArenaEnv):
         raise ValueError(f"no task with a shortest path of {lo}-{hi} steps found in {TASK_TRIES} tries: "
                          "change path_steps or max_action_norm")
 
+    def door_centre(self, door: int) -> np.ndarray:
+        """The middle of a door's gap, (x, y) in world units."""
+        L = self.config.arena_size
+        along = L * DOORS[door][1]
+        return np.array([L / 2, along] if DOORS[door][0] == "vertical" else [along, L / 2], dtype=np.float32)
+
+    def waypoints(self) -> list[np.ndarray]:
+        """The oracle's subgoals for the current task: the centres of the doors on the shortest route
+        from the agent's room to the goal's through open doors (routes over the ring of rooms, each
+        scored by straight segments through its doors' centres)."""
+        cfg = self.config
+        start, goal = self.state, self.goal
+        here, there = (int(r) for r in room_of(torch.from_numpy(np.stack([start, goal])), cfg))
+        best: tuple[float, list[int]] | None = None
+        stack: list[tuple[int, list[int], set[int]]] = [(here, [], {here})]
+        while stack:  # every simple route over open doors (four rooms: at most two)
+            room, doors, seen = stack.pop()
+            if room == there:
+                points = [start, *(self.door_centre(d) for d in doors), goal]
+                length = float(sum(np.linalg.norm(b - a) for a, b in zip(points, points[1:])))
+                if best is None or length < best[0]:
+                    best = (length, doors)
+                continue
+            for d, (_, _, joined) in enumerate(DOORS):
+                if d != cfg.closed_door and room in joined:
+                    nxt = joined[1] if joined[0] == room else joined[0]
+                    if nxt not in seen:
+                        stack.append((nxt, [*doors, d], seen | {nxt}))
+        return [self.door_centre(d) for d in best[1]] if best else []
+
+    def explore_config(self, rng: np.random.Generator) -> FourRoomsConfig:
+        """An exploration episode's world: as in the tasks, a door closed with probability 0.5 (which
+        one uniform), so that the world models see closed doors block the way."""
+        closed = int(rng.integers(4)) if rng.random() < 0.5 else None
+        return dataclasses.replace(self.world, closed_door=closed)
+
+    def with_config(self, config: FourRoomsConfig) -> FourRoomsEnv:
+        return FourRoomsEnv(config=config, render_mode=self.render_mode)
+
     def sample_start(self, rng: np.random.Generator) -> np.ndarray:
         """An exploration start, uniform over the four rooms (same size)."""
         return sample_position(rng, self.config, int(rng.integers(4)))

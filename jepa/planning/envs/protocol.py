@@ -12,6 +12,8 @@ the evaluation arms, guardrails and pictures work for any of them without naming
   ``step`` uses, so the simulator arm predicts the environment exactly; differentiable in ``actions``.
 - ``render_states(states [B, D])``: the frames of those states, uint8 [B, H, W, 3].
 - ``sample_start(rng)``: where an exploration episode starts.
+- ``explore_config(rng)`` and ``with_config(config)``: the world an exploration episode runs in (one
+  per episode where tasks change the world, as Four-Rooms' closed door) and the environment over it.
 - ``draw(ax)``: the arena on a matplotlib axis in world units (walls, keep-out region).
 """
 
@@ -53,5 +55,9 @@ class PlanningEnv(Protocol):
     def render_states(self, states: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray: ...
 
     def sample_start(self, rng: np.random.Generator) -> np.ndarray: ...
+
+    def explore_config(self, rng: np.random.Generator) -> Any: ...
+
+    def with_config(self, config: Any) -> PlanningEnv: ...
 
     def draw(self, ax: Any) -> None: ...

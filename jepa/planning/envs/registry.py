@@ -21,13 +21,14 @@ from .two_rooms import TwoRoomsConfig, TwoRoomsEnv
 @dataclass(frozen=True)
 class PipelineSizes:
     """What ``jepa plan pipeline`` runs for an environment: exploration episodes and their length,
-    encoder and world-model optimizer steps, evaluation episodes."""
+    encoder, world-model and slow-model optimizer steps, evaluation episodes."""
 
     episodes: int
     length: int
     encoder_steps: int
     world_steps: int
     eval_episodes: int
+    slow_steps: int = 3000  # the slow world model's optimizer steps (--hierarchy 2)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Environment:
     encoder_config: str
     world_config: str
     sizes: dict[str, PipelineSizes]
+    slow_config: str = "slow_world.yaml"
 
     def make(self, **kwargs: Any) -> PlanningEnv:
         return self.env_class(**kwargs)
@@ -50,12 +52,12 @@ class Environment:
 ENVIRONMENTS: dict[str, Environment] = {env.name: env for env in (
     Environment("two-rooms", "jepa/TwoRooms-v0", TwoRoomsEnv, TwoRoomsConfig, "two_rooms_encoder.yaml",
                 "two_rooms_world.yaml", {"full": PipelineSizes(400, 100, 600, 3000, 50),
-                                         "tiny": PipelineSizes(12, 24, 4, 6, 2)}),
+                                         "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
     # The same encoder and world-model recipes (64 x 64 frames, 2-D actions); longer episodes for the
     # smaller step.
     Environment("four-rooms", "jepa/FourRooms-v0", FourRoomsEnv, FourRoomsConfig, "two_rooms_encoder.yaml",
                 "two_rooms_world.yaml", {"full": PipelineSizes(400, 150, 600, 3000, 50),
-                                         "tiny": PipelineSizes(12, 24, 4, 6, 2)}),
+                                         "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
 )}
 
 
