@@ -122,7 +122,6 @@ class GoalEnergy:
         if max_action_norm <= 0:
             raise JEPAError(f"max_action_norm must be > 0, got {max_action_norm}")
         self.readout = readout
-        self.raw_goal = goal
         self.goal = readout(goal) if readout is not None else goal
         self.max_action_norm = float(max_action_norm)
         self.mode = mode
@@ -131,16 +130,11 @@ class GoalEnergy:
         self.keep_out = keep_out
         self.keep_out_weight = float(keep_out_weight)
 
-    def toward(self, goal: torch.Tensor, readout: PositionFn | None = None, mode: str | None = None,
-               discount: float | None = None) -> GoalEnergy:
-        """The same cost (distance, keep-out and, unless given, readout, mode and discount) toward another
-        goal: a subgoal of the two-level planner, or the goal in another model's units (``readout``)."""
+    def toward(self, goal: torch.Tensor) -> GoalEnergy:
+        """The same cost (readout, mode, distance, discount and keep-out) toward another goal: a subgoal
+        of the two-level planner."""
         new = copy.copy(self)
-        new.readout = readout or self.readout
-        new.raw_goal = goal
-        new.goal = new.readout(goal) if new.readout is not None else goal
-        new.mode = mode or self.mode
-        new.discount = self.discount if discount is None else float(discount)
+        new.goal = self.readout(goal) if self.readout is not None else goal
         return new
 
     def per_step(self, states: torch.Tensor) -> torch.Tensor:
@@ -167,10 +161,13 @@ class GoalEnergy:
 
     def __call__(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Goal energy plus the soft keep-out penalty: [B]."""
-        total = self.energy(states)
-        if self.keep_out is not None and self.keep_out_weight > 0:
-            total = total + self.keep_out_weight * self.keep_out.depth(states)
-        return total
+        return self.energy(states) + self.penalty(states)
+
+    def penalty(self, states: torch.Tensor) -> torch.Tensor | float:
+        """The soft keep-out penalty of imagined states [B, H, *S]: [B] (0 without a keep-out region)."""
+        if self.keep_out is None or self.keep_out_weight <= 0:
+            return 0.0
+        return self.keep_out_weight * self.keep_out.depth(states)
 
     def violations(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Candidates that enter the keep-out region: bool [B] (all False without one)."""

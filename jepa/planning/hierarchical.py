@@ -4,8 +4,9 @@ and a low level that is the flat MPC on the fast model (HWM, Zhang et al. 2026).
 
 Every ``replan_every`` low-level calls (environment steps with ``execute 1``) the high level plans
 ``macro_horizon`` macro-actions from the current representation toward the goal (``BankCEM`` over
-codes of training chunks; the goal energy summed over the macro-steps, so that arriving sooner
-costs less, and the same keep-out guardrail read on the imagined representations). Its first
+codes of training chunks, warm-started from its previous plan; ``ArrivalCost``: the goal energy of
+the last macro-step plus a little of the mean over all of them, and the same keep-out guardrail read
+on the imagined representations). Its first
 predicted representation, about k steps ahead, becomes the low level's goal; when the best plan is
 already closest to the goal after its first macro-action (the goal is within one macro-action), the
 low level chases the goal itself. The guardrail holds at both levels; the low level's check is the
@@ -96,7 +97,7 @@ class HierarchicalPlanner:
         return self.low.plan(model, context, low_cost, horizon, init)
 
     def _decide(self, current: torch.Tensor, cost: GoalEnergy) -> torch.Tensor | None:
-        high_cost = ArrivalCost(cost.toward(cost.raw_goal), self.settings.sooner)
+        high_cost = ArrivalCost(cost, self.settings.sooner)
         result = self.high.plan(self.dynamics, current, high_cost, self.settings.macro_horizon, self.slow.bank,
                                 self._codes)
         self._codes = result.actions
@@ -121,10 +122,7 @@ class ArrivalCost:
 
     def __call__(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         per_step = self.goal.per_step(states)
-        total = per_step[:, -1] + self.sooner * per_step.mean(dim=1)
-        if self.goal.keep_out is not None and self.goal.keep_out_weight > 0:
-            total = total + self.goal.keep_out_weight * self.goal.keep_out.depth(states)
-        return total
+        return per_step[:, -1] + self.sooner * per_step.mean(dim=1) + self.goal.penalty(states)
 
     def violations(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.goal.violations(states, actions)
