@@ -17,6 +17,7 @@ from jepa.errors import JEPAError
 from jepa.planning.agent import AgentSettings, run_episode
 from jepa.planning.costs import GoalEnergy, KeepOut
 from jepa.planning.envs import make_env
+from jepa.planning.graph_search import GraphSearch, GraphSearchSettings, farthest_codes
 from jepa.planning.hierarchical import HierarchicalPlanner, HierarchySettings, OracleSubgoals
 from jepa.planning.planners import CEM, BankCEM, BankCEMSettings, CEMSettings
 
@@ -123,7 +124,11 @@ def low() -> CEM:
 
 def two_level(env) -> HierarchicalPlanner:
     return HierarchicalPlanner(MazeMacro(env), low(), HierarchySettings(
-        macro_horizon=3, replan_every=3, search=BankCEMSettings(samples=100, iterations=5, elites=10)))
+        replan_every=3, graph=GraphSearchSettings(codes=32, depth=5, frontier=64)))
+
+
+def detour_seeds(env, count: int) -> list[int]:
+    return [s for s in range(60) if env.reset(seed=s)[1]["closed_door"] is not None][:count]
 
 
 def test_two_level_planner_goes_through_the_doors_where_flat_mpc_runs_into_the_walls():
@@ -139,6 +144,37 @@ def test_two_level_planner_goes_through_the_doors_where_flat_mpc_runs_into_the_w
         x0, y0, x1, y1 = box
         inside = (run.path[:, 0] >= x0) & (run.path[:, 0] <= x1) & (run.path[:, 1] >= y0) & (run.path[:, 1] <= y1)
         assert not inside.any()
+
+
+def test_two_level_planner_goes_round_a_closed_door_within_the_budget():
+    # with CEM over code sequences as the high level this was 3 of 8 (true models; see graph_search.py)
+    env = make_env("four-rooms", resolution=16)
+    for seed in detour_seeds(env, 1):
+        run = episode(env, seed, two_level(env))
+        assert run.success and run.steps <= env.reset(seed=seed)[1]["budget"], (seed, run.steps)
+
+
+def test_graph_search_routes_round_a_closed_door_with_bank_codes_and_around_a_keep_out():
+    box = (0.3, 0.55, 0.45, 0.7)
+    for keep_out in (None, box):
+        env = make_env("four-rooms", resolution=16, keep_out=keep_out)
+        seed = detour_seeds(env, 1)[0]
+        _, info = env.reset(seed=seed)
+        macro = MazeMacro(env)
+        guard = KeepOut(box, identity, margin=0.01) if keep_out else None
+        cost = GoalEnergy(torch.as_tensor(info["goal"]), env.max_action_norm, keep_out=guard)
+        search = GraphSearch(GraphSearchSettings(codes=32, depth=6, frontier=64))
+        route = search.plan(macro, torch.as_tensor(info["state"]), cost, macro.bank)
+        assert float((route.states[-1] - cost.goal).norm()) < 0.15  # arrives near the goal
+        assert len(route.states) >= 3  # round the closed door: three doors at least a macro-step apart
+        assert (torch.cdist(route.codes, macro.bank).min(dim=1).values < 1e-3).all()
+        if guard is not None:
+            assert not guard.contains(route.states).any()
+    assert farthest_codes(macro.bank, 4).shape == (4, 2) and torch.equal(farthest_codes(macro.bank, 99), macro.bank)
+    with pytest.raises(JEPAError, match="graph search needs"):
+        GraphSearchSettings(merge=0)
+    with pytest.raises(JEPAError, match="unknown high-level search"):
+        HierarchySettings(high="astar")
 
 
 def test_oracle_waypoints_take_the_low_level_round_a_closed_door():

@@ -187,7 +187,10 @@ def add_hierarchy(parser: argparse.ArgumentParser) -> None:
                         help="planning levels: 1 flat; 2 adds the slow world model's subgoals (the hierarchical arm)")
     parser.add_argument("--slow", default=None, metavar="DIR",
                         help="the slow world model's folder (<run_dir>/world of jepa world slow; needed by --hierarchy 2)")
-    parser.add_argument("--macro-horizon", type=int, default=3, help="macro-actions the high level plans")
+    parser.add_argument("--high", choices=("graph", "cem"), default="graph",
+                        help="the high level's search: graph (breadth-first over imagined macro-states, merged "
+                        "where they coincide) or cem (CEM over --macro-horizon bank codes)")
+    parser.add_argument("--macro-horizon", type=int, default=3, help="macro-actions the high level's CEM plans (--high cem)")
     parser.add_argument("--replan-every", type=int, default=3, help="environment steps between high-level plans")
     parser.add_argument("--low-samples", type=int, default=100, help="CEM samples of the two-level arms' low level")
     parser.add_argument("--low-iterations", type=int, default=10, help="CEM iterations of the two-level arms' low level")

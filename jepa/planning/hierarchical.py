@@ -26,6 +26,7 @@ import torch
 
 from ..errors import JEPAError
 from .costs import GoalEnergy
+from .graph_search import GraphSearch, GraphSearchSettings
 from .interfaces import Dynamics, Planner, PlanResult
 from .planners import BankCEM, BankCEMSettings
 from .slow_model import MacroDynamics, SlowWorldModel
@@ -36,21 +37,29 @@ class HierarchySettings:
     """The high level's settings.
 
     Attributes:
-        macro_horizon: macro-actions the high level plans (each ``steps`` environment steps of the slow model).
+        high: the high level's search: "graph" (``GraphSearch`` over imagined macro-states, its
+            ``graph`` settings) or "cem" (``BankCEM`` over ``macro_horizon`` codes, its ``search``
+            settings, ``ArrivalCost``).
+        macro_horizon: macro-actions the bank CEM plans (each ``steps`` environment steps of the slow model).
         replan_every: low-level plans between two high-level plans.
         search: the bank CEM's samples, iterations, elites and seed.
+        graph: the graph search's codes per node, depth, frontier and merge radius.
         final_tolerance: the goal is "within one macro-action" when the best plan's first imagined
             representation is at most this factor of its closest one's energy from the goal.
         sooner: weight of the mean energy over the macro-steps beside the last one's (see ``ArrivalCost``).
     """
 
+    high: str = "graph"
     macro_horizon: int = 3
     replan_every: int = 3
     search: BankCEMSettings = field(default_factory=BankCEMSettings)
+    graph: GraphSearchSettings = field(default_factory=GraphSearchSettings)
     final_tolerance: float = 1.25
     sooner: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.high not in ("graph", "cem"):
+            raise JEPAError(f"unknown high-level search {self.high!r}: use 'graph' or 'cem'")
         if self.macro_horizon < 1 or self.replan_every < 1:
             raise JEPAError(f"the hierarchy needs macro_horizon >= 1 and replan_every >= 1, got {self.macro_horizon} "
                             f"and {self.replan_every}")
@@ -82,6 +91,7 @@ class HierarchicalPlanner:
         self.low = low
         self.settings = settings or HierarchySettings()
         self.high = BankCEM(self.settings.search)
+        self.graph = GraphSearch(self.settings.graph)
         self.dynamics = MacroDynamics(slow)
         self.subgoals: list[Subgoal] = []
         self.calls = 0
@@ -97,6 +107,12 @@ class HierarchicalPlanner:
         return self.low.plan(model, context, low_cost, horizon, init)
 
     def _decide(self, current: torch.Tensor, cost: GoalEnergy) -> torch.Tensor | None:
+        if self.settings.high == "graph":
+            route = self.graph.plan(self.slow, current, cost, self.slow.bank)
+            # a goal within one macro-step (or nearer than every imagined place) is chased directly
+            target = route.states[0] if len(route.states) > 1 else None
+            self.subgoals.append(Subgoal(self.calls, target, route.states))
+            return target
         high_cost = ArrivalCost(cost, self.settings.sooner)
         result = self.high.plan(self.dynamics, current, high_cost, self.settings.macro_horizon, self.slow.bank,
                                 self._codes)

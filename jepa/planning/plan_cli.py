@@ -102,7 +102,7 @@ def _plan(args: argparse.Namespace) -> int:
         agent = LearnedAgent(perception, world, probe, margin, args.energy)
         if args.hierarchy == 2:
             agent.slow, _ = load_slow_model(args.slow, perception.encoder_id, args.world)
-            agent.hierarchy = HierarchySettings(args.macro_horizon, args.replan_every)
+            agent.hierarchy = HierarchySettings(args.high, args.macro_horizon, args.replan_every)
     # Every arm plays the same episodes: starts and goals clear of the widest margin any arm keeps.
     clearance = max(half_step, agent.probe_margin if agent else 0.0) + default.config.agent_radius
     env = make_env(args.env, keep_out=tuple(args.keep_out) if args.keep_out else None, keep_out_clearance=clearance)
@@ -142,7 +142,7 @@ def _plan(args: argparse.Namespace) -> int:
                      "perception": agent.perception.settings if agent else None,
                      "energy": args.energy, "goal": args.goal,
                      "discount": args.discount, "hierarchy": args.hierarchy,
-                     **({"slow": args.slow, "macro_horizon": args.macro_horizon, "replan_every": args.replan_every,
+                     **({"slow": args.slow, "high": args.high, "macro_horizon": args.macro_horizon, "replan_every": args.replan_every,
                          "low_samples": args.low_samples, "low_iterations": args.low_iterations,
                          "steps_per_macro_action": agent.slow.config.steps}
                         if agent is not None and agent.slow is not None else {})},
