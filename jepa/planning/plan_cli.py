@@ -74,7 +74,7 @@ def plan_main(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    if args.episodes < 1 or args.steps < 1:
+    if args.episodes < 1 or (args.steps is not None and args.steps < 1):
         raise JEPAError("--episodes and --steps must be >= 1")
     if not args.discount > 0:
         raise JEPAError(f"--discount must be > 0, got {args.discount}")
