@@ -93,3 +93,37 @@ def test_exploration_episodes_see_closed_doors_and_their_waypoints_are_the_doors
     assert len(env.waypoints()) == 2
     env.reset(seed=0, options={"start": (0.1, 0.4), "goal": (0.1, 0.6), "closed_door": 2})
     assert [tuple(p) for p in env.waypoints()] == [tuple(env.door_centre(d)) for d in (0, 3, 1)]
+
+
+def test_some_tasks_draw_a_keep_out_square_on_their_route_and_the_others_are_unchanged():
+    from jepa.planning.envs import in_keep_out
+
+    env = make_env("four-rooms", resolution=16)
+    plain = make_env("four-rooms", resolution=16, keep_out_tasks=0.0)
+    drawn = 0
+    for seed in range(20):
+        _, info = env.reset(seed=seed)
+        _, same = plain.reset(seed=seed)
+        assert np.array_equal(info["state"], same["state"]) and np.array_equal(info["goal"], same["goal"])
+        assert info["closed_door"] == same["closed_door"] and same["keep_out"] is None
+        box = info["keep_out"]
+        if box is None:
+            assert info["budget"] == same["budget"] and env.keep_out is None
+            continue
+        drawn += 1
+        x0, y0, x1, y1 = box
+        assert env.keep_out == box and x1 - x0 == pytest.approx(0.1)
+        assert any(a <= x0 and b <= y0 and x1 <= c and y1 <= d for a, b, c, d in env.config.rooms)  # no door covered
+        for end in (info["state"], info["goal"]):
+            assert not bool(in_keep_out(torch.as_tensor(end), env.config))
+            assert max(x0 - end[0], end[0] - x1, y0 - end[1], end[1] - y1) > 0.1  # far from both ends
+        assert bool(in_keep_out(torch.tensor([(x0 + x1) / 2, (y0 + y1) / 2]), env.config))
+        # The shortest path goes round the square (never shorter than without it), and the budget with it.
+        assert same["shortest_path"] <= info["shortest_path"] <= 1.25 * same["shortest_path"]
+        assert info["budget"] == math.ceil(2.8 * info["shortest_steps"])
+    assert 2 <= drawn <= 12  # about 30 % of tasks
+    # A world with a keep-out region of its own keeps it for every task and draws none.
+    own = make_env("four-rooms", resolution=16, keep_out=(0.1, 0.1, 0.2, 0.2))
+    assert all(own.reset(seed=s)[1]["keep_out"] is None and own.keep_out == (0.1, 0.1, 0.2, 0.2) for s in range(6))
+    with pytest.raises(JEPAError, match="keep_out_tasks must lie in"):
+        make_env("four-rooms", keep_out_tasks=1.5)

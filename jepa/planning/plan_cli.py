@@ -64,7 +64,7 @@ def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.T
     return out
 
 
-TASK_KEYS = ("closed_door", "shortest_path", "shortest_steps", "budget")
+TASK_KEYS = ("closed_door", "shortest_path", "shortest_steps", "budget", "keep_out")
 
 
 def plan_main(args: argparse.Namespace) -> int:

@@ -13,7 +13,9 @@ walls); otherwise in two rooms next to each other whose shared door is closed, s
 must go round through the other two rooms (three doors), away from the goal first. The step bound
 ``max_action_norm`` is 0.07 of the arena side and positions are drawn until the shortest path
 (``paths.py``, on a 0.01 grid) is 15 to 30 steps; ``info`` carries the task (closed door, shortest
-path in world units and in steps, and a step budget of 2.8 times the shortest path).
+path in world units and in steps, and a step budget of 2.8 times the shortest path). About 30 % of
+tasks also draw a keep-out square (side 0.1 L, invisible in the frames) on their shortest route,
+which the planner must never enter; their shortest path goes round it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,17 @@ ENV_ID = "jepa/FourRooms-v0"
 DOORS = (("vertical", 0.25, (0, 1)), ("vertical", 0.75, (2, 3)),
          ("horizontal", 0.25, (0, 2)), ("horizontal", 0.75, (1, 3)))
 TASK_TRIES = 400
+KEEP_OUT_TRIES = 20
+# Starts and goals lie at least this far (fraction of L) from a task's keep-out square: more than any
+# planner's margin (probe error + half a step, about 0.07 here).
+KEEP_OUT_AWAY = 0.12
+KEEP_OUT_DETOUR = 1.25  # a square that lengthens the shortest path more blocks a door: drawn again
+
+
+def _distance_to_box(p: np.ndarray, box: Rect) -> float:
+    dx = max(box[0] - p[0], 0.0, p[0] - box[2])
+    dy = max(box[1] - p[1], 0.0, p[1] - box[3])
+    return math.hypot(dx, dy)
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,9 @@ class FourRoomsConfig(ArenaConfig):
         closed_door: the door (0-3, see ``DOORS``) that is a wall in this task, or None.
         path_steps: the range of the tasks' shortest paths, in steps of ``max_action_norm``.
         budget_factor: a task's step budget is this many times its shortest path in steps.
+        keep_out_tasks: the share of tasks that draw a keep-out square on their shortest route (when
+            the world sets no ``keep_out`` of its own).
+        keep_out_side: that square's side, as a fraction of L.
     """
 
     max_action_norm: float = 0.07
@@ -57,6 +73,8 @@ class FourRoomsConfig(ArenaConfig):
     closed_door: int | None = None
     path_steps: tuple[int, int] = (15, 30)
     budget_factor: float = 2.8
+    keep_out_tasks: float = 0.3
+    keep_out_side: float = 0.1
     room_names = ("bottom-left", "bottom-right", "top-left", "top-right")
 
     def __post_init__(self) -> None:
@@ -73,6 +91,9 @@ class FourRoomsConfig(ArenaConfig):
         if not 0 < lo <= hi:
             raise ValueError(f"path_steps must be (low, high) with 0 < low <= high, got {self.path_steps}")
         object.__setattr__(self, "path_steps", (lo, hi))
+        if not 0 <= self.keep_out_tasks <= 1 or not 0 < self.keep_out_side < 0.5:
+            raise ValueError(f"keep_out_tasks must lie in [0, 1] and keep_out_side in (0, 0.5), got "
+                             f"{self.keep_out_tasks} and {self.keep_out_side}")
         check_task(self)
 
     @property
@@ -127,6 +148,7 @@ class Task:
     shortest_path: float  # world units
     shortest_steps: float  # in steps of max_action_norm
     budget: int  # environment steps allowed: budget_factor x the shortest path, rounded up
+    keep_out: Rect | None = None  # this task's keep-out square (x0, y0, x1, y1), if it drew one
 
 
 class FourRoomsEnv(ArenaEnv):
@@ -151,11 +173,11 @@ class FourRoomsEnv(ArenaEnv):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Draws a task (see the module docstring), or uses ``options`` ``start``, ``goal`` and
-        ``closed_door`` where given.
+        ``closed_door`` where given (a task with a given start draws no keep-out square).
 
         Returns:
             The observation and an info dict with ``goal_obs``, ``goal``, ``state``, ``distance`` and the
-            task: ``closed_door``, ``shortest_path``, ``shortest_steps``, ``budget``.
+            task: ``closed_door``, ``shortest_path``, ``shortest_steps``, ``budget``, ``keep_out``.
         """
         super().reset(seed=seed)
         options = options or {}
@@ -171,10 +193,14 @@ class FourRoomsEnv(ArenaEnv):
             closed = options["closed_door"]
         self.config = dataclasses.replace(self.world, closed_door=closed)
         start, goal, length = self._draw_task(rng, start_room, goal_room, options)
+        self._state, self._goal, self._steps = start, goal, 0
+        # Drawn after start, goal and door, so that the tasks without one are the same as without this step.
+        box = self._draw_keep_out(rng, length) if self.world.keep_out is None and "start" not in options else None
+        if box is not None:
+            self.config, length = dataclasses.replace(self.config, keep_out=box[0]), box[1]
         steps = length / self.config.max_action_norm
         self.task = Task(start_room, goal_room, closed, round(length, 4), round(steps, 2),
-                         math.ceil(self.config.budget_factor * steps))
-        self._state, self._goal, self._steps = start, goal, 0
+                         math.ceil(self.config.budget_factor * steps), box[0] if box else None)
         info = self._info()
         info.update(goal_obs=self._observe(goal), **dataclasses.asdict(self.task))
         return self._observe(start), info
@@ -198,6 +224,33 @@ class FourRoomsEnv(ArenaEnv):
                     return start, goal, length
         raise ValueError(f"no task with a shortest path of {lo}-{hi} steps found in {TASK_TRIES} tries: "
                          "change path_steps or max_action_norm")
+
+    def _draw_keep_out(self, rng: np.random.Generator, length: float) -> tuple[Rect, float] | None:
+        """With probability ``keep_out_tasks``, a square of side ``keep_out_side`` centred on the task's
+        shortest open route (start, door centres, goal) at 20-80 % of its length, inside one room, at
+        least KEEP_OUT_AWAY from the start and the goal (clear of any planner's safety margin) and
+        lengthening the shortest path (now round the square) by at most KEEP_OUT_DETOUR, so that no
+        door is blocked; with that path's length. None when no such square is drawn."""
+        cfg = self.config
+        if rng.random() >= cfg.keep_out_tasks:
+            return None
+        L, half = cfg.arena_size, cfg.keep_out_side * cfg.arena_size / 2
+        points = [self.state, *self.waypoints(), self.goal]
+        lengths = np.array([np.linalg.norm(b - a) for a, b in zip(points, points[1:])])
+        for _ in range(KEEP_OUT_TRIES):
+            at = rng.uniform(0.2, 0.8) * lengths.sum()
+            i = min(int(np.searchsorted(np.cumsum(lengths), at)), len(lengths) - 1)
+            frac = (at - lengths[:i].sum()) / max(lengths[i], 1e-9)
+            c = points[i] + frac * (points[i + 1] - points[i])
+            box = (float(c[0] - half), float(c[1] - half), float(c[0] + half), float(c[1] + half))
+            inside = any(x0 <= box[0] and y0 <= box[1] and box[2] <= x1 and box[3] <= y1
+                         for x0, y0, x1, y1 in cfg.rooms)
+            if not inside or min(_distance_to_box(p, box) for p in (self.state, self.goal)) < KEEP_OUT_AWAY * L:
+                continue
+            around = DistanceField(dataclasses.replace(cfg, keep_out=box), self.goal)(self.state)
+            if around <= KEEP_OUT_DETOUR * length:
+                return box, around
+        return None
 
     def door_centre(self, door: int) -> np.ndarray:
         """The middle of a door's gap, (x, y) in world units."""

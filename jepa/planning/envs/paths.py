@@ -1,6 +1,7 @@
 """Shortest paths of the point agent in an arena world, on a fine grid: how long a task really is.
 
-The free space (agent centres whose disc is off every wall, ``arena.is_free``) is sampled on a grid
+The free space (agent centres whose disc is off every wall, ``arena.is_free``, and outside the
+keep-out rectangle: a path that obeys the guardrail) is sampled on a grid
 of ``cell`` world units (0.01 by default: 10,000 points, about 0.06 s); Dijkstra over the
 16-neighbourhood (the 8 neighbours and the 8 knight's moves, whose segments are checked free at
 their midpoints) gives path lengths at most about 3% above the Euclidean shortest path (8 neighbours
@@ -17,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from .arena import is_free
+from .arena import in_keep_out, is_free
 
 _MOVES = [(dx, dy) for dx in (-2, -1, 0, 1, 2) for dy in (-2, -1, 0, 1, 2)
           if (dx, dy) != (0, 0) and math.gcd(abs(dx), abs(dy)) == 1]
@@ -25,11 +26,12 @@ _MOVES = [(dx, dy) for dx in (-2, -1, 0, 1, 2) for dy in (-2, -1, 0, 1, 2)
 
 def free_grid(cfg, cell: float) -> np.ndarray:
     """bool [n, n]: whether the agent may stand at each grid point ``((i + 0.5) * cell, (j + 0.5) * cell)``
-    (index [i, j] is x, y)."""
+    (index [i, j] is x, y): off the walls and, where the world has one, outside the keep-out region."""
     n = int(round(cfg.arena_size / cell))
     axis = (torch.arange(n, dtype=torch.float32) + 0.5) * cell
     xs, ys = torch.meshgrid(axis, axis, indexing="ij")
-    return is_free(torch.stack([xs, ys], dim=-1), cfg).numpy()
+    points = torch.stack([xs, ys], dim=-1)
+    return (is_free(points, cfg) & ~in_keep_out(points, cfg)).numpy()
 
 
 class DistanceField:

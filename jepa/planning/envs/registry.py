@@ -28,7 +28,7 @@ class PipelineSizes:
     encoder_steps: int
     world_steps: int
     eval_episodes: int
-    slow_steps: int = 3000  # the slow world model's optimizer steps (--hierarchy 2)
+    slow_steps: int = 6000  # the slow world model's optimizer steps (--hierarchy 2)
 
 
 @dataclass(frozen=True)
