@@ -63,6 +63,10 @@ def test_tasks_are_15_to_30_steps_half_of_them_a_detour_round_a_closed_door():
     detours = [s for s in range(16) if tasks[s]["closed_door"] is not None]
     runs = evaluate(env, detours, ["greedy"], lambda: None, AgentSettings(step_budget=30))
     assert [e.success for e in runs["greedy"]["episodes"]] == [False] * len(detours)
+    # The task's own budget by default (40 where a task sets none); a given --steps caps it.
+    from jepa.planning.agent import task_budget
+    assert (task_budget({"budget": 50}, None), task_budget({}, None)) == (50, 40)
+    assert (task_budget({"budget": 50}, 30), task_budget({"budget": 50}, 90), task_budget({}, 30)) == (30, 50, 30)
     # The task's own budget caps the episode (a shorter --steps still wins).
     capped = evaluate(env, [0], ["random"], lambda: None, AgentSettings(step_budget=1000))["random"]["episodes"][0]
     assert capped.success or capped.steps == tasks[0]["budget"]
@@ -127,3 +131,38 @@ def test_some_tasks_draw_a_keep_out_square_on_their_route_and_the_others_are_unc
     assert all(own.reset(seed=s)[1]["keep_out"] is None and own.keep_out == (0.1, 0.1, 0.2, 0.2) for s in range(6))
     with pytest.raises(JEPAError, match="keep_out_tasks must lie in"):
         make_env("four-rooms", keep_out_tasks=1.5)
+
+
+def test_oracle_waypoints_lead_round_the_keep_out_at_the_margin_to_the_goal():
+    """Followed straight, each until it is within the success radius, the waypoints bring the true
+    agent to the goal within the task's budget and never into the keep-out square; on keep-out tasks
+    the route keeps KEEP_OUT_MARGIN from the square, bending round it where it must."""
+    from jepa.planning.envs.four_rooms import KEEP_OUT_MARGIN
+
+    env = make_env("four-rooms", resolution=16)
+    bent = 0
+    for seed in range(24):
+        _, info = env.reset(seed=seed)
+        points = env.waypoints()
+        box = info["keep_out"]
+        if box is not None:
+            route = np.stack([info["state"], *points, info["goal"]])
+            t = np.linspace(0, 1, 50)[:, None, None]
+            along = (route[:-1] + t * (route[1:] - route[:-1])).reshape(-1, 2)
+            gap = np.maximum(np.maximum(box[0] - along[:, 0], along[:, 0] - box[2]),
+                             np.maximum(box[1] - along[:, 1], along[:, 1] - box[3]))
+            assert gap.min() >= KEEP_OUT_MARGIN - 2e-3, seed
+            bent += not all(any(np.allclose(p, env.door_centre(d)) for d in range(4)) for p in points)
+        i, success = 0, False
+        for _ in range(info["budget"]):
+            while i < len(points) and np.linalg.norm(env.state - points[i]) <= env.config.success_radius:
+                i += 1
+            move = (points[i] if i < len(points) else env.goal) - env.state
+            move *= min(1.0, env.config.max_action_norm / max(float(np.linalg.norm(move)), 1e-9))
+            _, _, _, _, step = env.step(move.astype(np.float32))
+            assert not step["in_keep_out"], seed
+            if step["success"]:
+                success = True
+                break
+        assert success, seed
+    assert bent >= 2  # some routes go round a square (seeds 2, 5, 13, 21, 23 among these)

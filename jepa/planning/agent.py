@@ -162,8 +162,10 @@ def task_budget(info: dict[str, Any], step_budget: int | None) -> int:
     """The steps an episode may take: the task's own budget (``info["budget"]``: Four-Rooms gives 2.8
     times each task's shortest path) or ``DEFAULT_STEP_BUDGET`` where it sets none; a given
     ``step_budget`` caps it."""
-    own = int(info.get("budget", DEFAULT_STEP_BUDGET))
-    return own if step_budget is None else min(step_budget, own if "budget" in info else step_budget)
+    own = info.get("budget")
+    if step_budget is None:
+        return DEFAULT_STEP_BUDGET if own is None else int(own)
+    return step_budget if own is None else min(step_budget, int(own))
 
 
 def summarise(results: Sequence[EpisodeResult]) -> dict[str, float | int | None]:
