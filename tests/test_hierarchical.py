@@ -183,7 +183,7 @@ def test_oracle_waypoints_take_the_low_level_round_a_closed_door():
     env.reset(seed=seed)
     points = env.waypoints()
     assert len(points) == 3  # a detour crosses three doors
-    radius = 0.5 * env.config.door_width * env.config.arena_size
+    radius = env.config.success_radius  # as the oracle_subgoals arm (jepa/planning/evaluate.py)
     oracle = OracleSubgoals([torch.as_tensor(p) for p in points],
                             lambda i: float(np.linalg.norm(env.state - points[i])) <= radius, low())
     run = episode(env, seed, oracle)

@@ -165,8 +165,10 @@ def two_level_episode(arm: str, env: PlanningEnv, seed: int, low: Planner, setti
         env.reset(seed=seed)  # the task of this seed, to read its waypoints (run_episode resets it again)
         points = env.waypoints()
         reps = list(agent.perception.encode(np.asarray(env.render_states(np.stack(points))))) if points else []
-        # Reached: within half a door's width of the door's centre (the true state: this arm is a diagnostic).
-        radius = 0.5 * getattr(env.config, "door_width", 0.1) * env.config.arena_size
+        # Reached: within the task's success radius (judged on the true state: this arm is a diagnostic).
+        # A wider one (half a door) let the agent turn toward the next door before it was through this
+        # one and cut into the wall: a true-state greedy follower then reaches 46/50 tasks, 50/50 at 0.05.
+        radius = env.config.success_radius
         planner = OracleSubgoals(reps, lambda i: float(np.linalg.norm(env.state - points[i])) <= radius, low)
     result = world_model_episode(env, seed, planner, settings, agent, scoring)
     if arm == "hierarchical" and agent.probe is not None:

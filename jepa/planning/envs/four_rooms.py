@@ -15,7 +15,8 @@ must go round through the other two rooms (three doors), away from the goal firs
 (``paths.py``, on a 0.01 grid) is 15 to 30 steps; ``info`` carries the task (closed door, shortest
 path in world units and in steps, and a step budget of 2.8 times the shortest path). About 30 % of
 tasks also draw a keep-out square (side 0.1 L, invisible in the frames) on their shortest route,
-which the planner must never enter; their shortest path goes round it.
+which the planner must never enter; their shortest path goes round it, and a route round it at a
+margin of 0.08 L stays open.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 
 from .arena import ArenaConfig, Rect, centred, check_sizes, check_task, room_bounds, sample_position
 from .arena_env import ArenaEnv
-from .paths import DistanceField
+from .paths import DistanceField, round_keep_out
 
 ENV_ID = "jepa/FourRooms-v0"
 # door -> (wall, centre along it as a fraction of L, the two rooms it joins); rooms are numbered
@@ -42,6 +43,9 @@ KEEP_OUT_TRIES = 20
 # Starts and goals lie at least this far (fraction of L) from a task's keep-out square: more than any
 # planner's margin (probe error + half a step, about 0.07 here).
 KEEP_OUT_AWAY = 0.12
+# A task's route round its keep-out square can keep this far (fraction of L) from it, so that a planner
+# with that safety margin can still pass (through the doors too); the oracle's waypoints keep it.
+KEEP_OUT_MARGIN = 0.08
 KEEP_OUT_DETOUR = 1.25  # a square that lengthens the shortest path more blocks a door: drawn again
 
 
@@ -228,9 +232,10 @@ class FourRoomsEnv(ArenaEnv):
     def _draw_keep_out(self, rng: np.random.Generator, length: float) -> tuple[Rect, float] | None:
         """With probability ``keep_out_tasks``, a square of side ``keep_out_side`` centred on the task's
         shortest open route (start, door centres, goal) at 20-80 % of its length, inside one room, at
-        least KEEP_OUT_AWAY from the start and the goal (clear of any planner's safety margin) and
-        lengthening the shortest path (now round the square) by at most KEEP_OUT_DETOUR, so that no
-        door is blocked; with that path's length. None when no such square is drawn."""
+        least KEEP_OUT_AWAY from the start and the goal (clear of any planner's safety margin), and such
+        that the shortest path round the square widened by KEEP_OUT_MARGIN is at most KEEP_OUT_DETOUR
+        times the task's (no door is blocked to a planner that keeps that margin); with the length of
+        the shortest path round the square itself. None when no such square is drawn."""
         cfg = self.config
         if rng.random() >= cfg.keep_out_tasks:
             return None
@@ -247,9 +252,10 @@ class FourRoomsEnv(ArenaEnv):
                          for x0, y0, x1, y1 in cfg.rooms)
             if not inside or min(_distance_to_box(p, box) for p in (self.state, self.goal)) < KEEP_OUT_AWAY * L:
                 continue
-            around = DistanceField(dataclasses.replace(cfg, keep_out=box), self.goal)(self.state)
-            if around <= KEEP_OUT_DETOUR * length:
-                return box, around
+            m = KEEP_OUT_MARGIN * L
+            widened = (box[0] - m, box[1] - m, box[2] + m, box[3] + m)
+            if DistanceField(dataclasses.replace(cfg, keep_out=widened), self.goal)(self.state) <= KEEP_OUT_DETOUR * length:
+                return box, DistanceField(dataclasses.replace(cfg, keep_out=box), self.goal)(self.state)
         return None
 
     def door_centre(self, door: int) -> np.ndarray:
@@ -258,29 +264,72 @@ class FourRoomsEnv(ArenaEnv):
         along = L * DOORS[door][1]
         return np.array([L / 2, along] if DOORS[door][0] == "vertical" else [along, L / 2], dtype=np.float32)
 
-    def waypoints(self) -> list[np.ndarray]:
-        """The oracle's subgoals for the current task: the centres of the doors on the shortest route
-        from the agent's room to the goal's through open doors (routes over the ring of rooms, each
-        scored by straight segments through its doors' centres)."""
-        cfg = self.config
-        start, goal = self.state, self.goal
-        here, there = (int(r) for r in room_of(torch.from_numpy(np.stack([start, goal])), cfg))
-        best: tuple[float, list[int]] | None = None
+    def _door_point(self, door: int, margin: float) -> np.ndarray | None:
+        """The door's centre or, where the task's keep-out square widened by ``margin`` covers it, the
+        point along the door's gap nearest the centre that is clear of it and still lets the agent
+        through; None when no such point is left (the door is blocked to a planner keeping ``margin``)."""
+        centre = self.door_centre(door)
+        box = self.config.keep_out
+        if box is None:
+            return centre
+        lo, hi = np.array(box[:2]) - margin, np.array(box[2:]) + margin
+        if not ((lo <= centre) & (centre <= hi)).all():
+            return centre
+        axis = 1 if DOORS[door][0] == "vertical" else 0  # the coordinate along the door's wall
+        g0, g1 = self.config.gap(door)
+        r, eps = self.config.agent_radius, 1e-3
+        fits = [v for v in (lo[axis] - eps, hi[axis] + eps) if g0 + r <= v <= g1 - r]
+        if not fits:
+            return None
+        point = centre.copy()
+        point[axis] = min(fits, key=lambda v: abs(v - centre[axis]))
+        return point
+
+    def _door_routes(self) -> list[list[int]]:
+        """Every simple route over open doors from the agent's room to the goal's (four rooms: at most two)."""
+        here, there = (int(r) for r in room_of(torch.from_numpy(np.stack([self.state, self.goal])), self.config))
+        routes: list[list[int]] = []
         stack: list[tuple[int, list[int], set[int]]] = [(here, [], {here})]
-        while stack:  # every simple route over open doors (four rooms: at most two)
+        while stack:
             room, doors, seen = stack.pop()
             if room == there:
-                points = [start, *(self.door_centre(d) for d in doors), goal]
-                length = float(sum(np.linalg.norm(b - a) for a, b in zip(points, points[1:])))
-                if best is None or length < best[0]:
-                    best = (length, doors)
+                routes.append(doors)
                 continue
             for d, (_, _, joined) in enumerate(DOORS):
-                if d != cfg.closed_door and room in joined:
+                if d != self.config.closed_door and room in joined:
                     nxt = joined[1] if joined[0] == room else joined[0]
                     if nxt not in seen:
                         stack.append((nxt, [*doors, d], seen | {nxt}))
-        return [self.door_centre(d) for d in best[1]] if best else []
+        return routes
+
+    def waypoints(self) -> list[np.ndarray]:
+        """The oracle's subgoals for the current task: the shortest route of straight segments from the
+        agent to the goal through the centres of open doors and, where the task has a keep-out square,
+        round it at KEEP_OUT_MARGIN (``paths.round_keep_out``: the corners of the widened square it goes
+        round, door points moved along their gap out of the margin; a route it blocks is not taken);
+        the points between the agent and the goal."""
+        cfg = self.config
+        margin = KEEP_OUT_MARGIN * cfg.arena_size  # the margin the task's route was drawn to leave
+        best: tuple[float, list[np.ndarray]] | None = None
+        fallback: tuple[float, list[np.ndarray]] | None = None
+        for doors in self._door_routes():
+            centres = [self.door_centre(d) for d in doors]
+            points = [self._door_point(d, margin) for d in doors]
+            route = None if any(p is None for p in points) else \
+                round_keep_out([self.state, *points, self.goal], cfg, margin)
+            for path, kept in ((route, "best"), ([self.state, *centres, self.goal], "fallback")):
+                if path is None:
+                    continue
+                length = float(sum(np.linalg.norm(b - a) for a, b in zip(path, path[1:])))
+                current = best if kept == "best" else fallback
+                if current is None or length < current[0]:
+                    if kept == "best":
+                        best = (length, path[1:-1])
+                    else:
+                        fallback = (length, path[1:-1])
+        # No route clear of the margin (a world whose keep-out was not drawn by reset): the door centres.
+        chosen = best or fallback
+        return list(chosen[1]) if chosen else []
 
     def explore_config(self, rng: np.random.Generator) -> FourRoomsConfig:
         """An exploration episode's world: as in the tasks, a door closed with probability 0.5 (which

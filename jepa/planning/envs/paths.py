@@ -102,6 +102,54 @@ def shortest_path_length(cfg, start: np.ndarray, goal: np.ndarray, cell: float =
     return DistanceField(cfg, goal, cell)(np.asarray(start, np.float64))
 
 
+def round_keep_out(points: list[np.ndarray], cfg, clearance: float, samples: int = 64) -> list[np.ndarray] | None:
+    """A route of straight segments (``points``: start, waypoints, goal) bent round the world's keep-out
+    rectangle: every segment that passes within ``clearance`` of it is replaced by the shortest detour
+    through one or two corners of the rectangle widened by ``clearance``, among those whose segments
+    stay on free ground (walls checked at ``samples`` points a segment); without a keep-out the route
+    comes back unchanged.
+
+    Returns:
+        The route with the detour corners inserted (start and goal included, as given), or None when
+        a segment crosses the widened rectangle and no such detour clears it."""
+    if cfg.keep_out is None:
+        return list(points)
+    x0, y0, x1, y1 = cfg.keep_out
+    c = float(clearance)
+    corners = [np.array(v, np.float64) for v in ((x0 - c, y0 - c), (x1 + c, y0 - c), (x1 + c, y1 + c), (x0 - c, y1 + c))]
+    shrunk = (x0 - 0.99 * c, y0 - 0.99 * c, x1 + 0.99 * c, y1 + 0.99 * c)  # a segment along the widened edge is clear
+
+    def line(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+        t = torch.linspace(0, 1, samples, dtype=torch.float64)[:, None]
+        return torch.as_tensor(a, dtype=torch.float64) + t * torch.as_tensor(b - a, dtype=torch.float64)
+
+    def crosses(a: np.ndarray, b: np.ndarray) -> bool:
+        x, y = line(a, b).unbind(-1)
+        return bool(((x > shrunk[0]) & (x < shrunk[2]) & (y > shrunk[1]) & (y < shrunk[3])).any())
+
+    def clear(a: np.ndarray, b: np.ndarray) -> bool:
+        return not crosses(a, b) and bool(is_free(line(a, b).float(), cfg).all())
+
+    # one corner, or two neighbouring corners (round one side)
+    detours = [[k] for k in range(4)] + [[k, (k + s) % 4] for k in range(4) for s in (1, 3)]
+    route = [np.asarray(points[0], np.float64)]
+    for b in points[1:]:
+        a, b = route[-1], np.asarray(b, np.float64)
+        if crosses(a, b):
+            best: tuple[float, list[np.ndarray]] | None = None
+            for ks in detours:
+                via = [a, *(corners[k] for k in ks), b]
+                if all(clear(u, v) for u, v in zip(via, via[1:])):
+                    length = float(sum(np.linalg.norm(v - u) for u, v in zip(via, via[1:])))
+                    if best is None or length < best[0]:
+                        best = (length, via[1:-1])
+            if best is None:
+                return None
+            route += best[1]
+        route.append(b)
+    return route
+
+
 def _nearest_free(free: np.ndarray, xy: np.ndarray, cell: float) -> tuple[int, int]:
     n = free.shape[0]
     i = min(max(int(xy[0] / cell), 0), n - 1)
