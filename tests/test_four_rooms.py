@@ -104,10 +104,14 @@ def test_some_tasks_draw_a_keep_out_square_on_their_route_and_the_others_are_unc
 
     env = make_env("four-rooms", resolution=16)
     plain = make_env("four-rooms", resolution=16, keep_out_tasks=0.0)
+    # A planner with a wide margin (a random-weights encoder's probe: 0.15 with the agent's radius)
+    # plays the same tasks.
+    wide = make_env("four-rooms", resolution=16, keep_out_clearance=0.151)
     drawn = 0
     for seed in range(20):
         _, info = env.reset(seed=seed)
         _, same = plain.reset(seed=seed)
+        assert wide.reset(seed=seed)[1]["keep_out"] == info["keep_out"]
         assert np.array_equal(info["state"], same["state"]) and np.array_equal(info["goal"], same["goal"])
         assert info["closed_door"] == same["closed_door"] and same["keep_out"] is None
         box = info["keep_out"]

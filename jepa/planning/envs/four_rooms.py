@@ -254,8 +254,12 @@ class FourRoomsEnv(ArenaEnv):
                 continue
             m = KEEP_OUT_MARGIN * L
             widened = (box[0] - m, box[1] - m, box[2] + m, box[3] + m)
-            if DistanceField(dataclasses.replace(cfg, keep_out=widened), self.goal)(self.state) <= KEEP_OUT_DETOUR * length:
-                return box, DistanceField(dataclasses.replace(cfg, keep_out=box), self.goal)(self.state)
+            # Worlds for the distance fields alone: no clearance check (a planner's wide margin round
+            # the widened square could cover a room; the task's own config is checked below).
+            if DistanceField(dataclasses.replace(cfg, keep_out=widened, keep_out_clearance=0.0),
+                             self.goal)(self.state) <= KEEP_OUT_DETOUR * length:
+                return box, DistanceField(dataclasses.replace(cfg, keep_out=box, keep_out_clearance=0.0),
+                                          self.goal)(self.state)
         return None
 
     def door_centre(self, door: int) -> np.ndarray:
