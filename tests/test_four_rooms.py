@@ -145,7 +145,7 @@ def test_oracle_waypoints_lead_round_the_keep_out_at_the_margin_to_the_goal():
 
     env = make_env("four-rooms", resolution=16)
     bent = 0
-    for seed in range(24):
+    for seed in range(16):
         _, info = env.reset(seed=seed)
         points = env.waypoints()
         box = info["keep_out"]
@@ -169,4 +169,4 @@ def test_oracle_waypoints_lead_round_the_keep_out_at_the_margin_to_the_goal():
                 success = True
                 break
         assert success, seed
-    assert bent >= 2  # some routes go round a square (seeds 2, 5, 13, 21, 23 among these)
+    assert bent >= 2  # some routes go round a square (seeds 2, 5 and 13 among these)
