@@ -314,26 +314,19 @@ class FourRoomsEnv(ArenaEnv):
         the points between the agent and the goal."""
         cfg = self.config
         margin = KEEP_OUT_MARGIN * cfg.arena_size  # the margin the task's route was drawn to leave
-        best: tuple[float, list[np.ndarray]] | None = None
-        fallback: tuple[float, list[np.ndarray]] | None = None
+        cleared, plain = [], []
         for doors in self._door_routes():
-            centres = [self.door_centre(d) for d in doors]
             points = [self._door_point(d, margin) for d in doors]
-            route = None if any(p is None for p in points) else \
-                round_keep_out([self.state, *points, self.goal], cfg, margin)
-            for path, kept in ((route, "best"), ([self.state, *centres, self.goal], "fallback")):
-                if path is None:
-                    continue
-                length = float(sum(np.linalg.norm(b - a) for a, b in zip(path, path[1:])))
-                current = best if kept == "best" else fallback
-                if current is None or length < current[0]:
-                    if kept == "best":
-                        best = (length, path[1:-1])
-                    else:
-                        fallback = (length, path[1:-1])
+            route = round_keep_out([self.state, *points, self.goal], cfg, margin) \
+                if all(p is not None for p in points) else None
+            if route is not None:
+                cleared.append(route)
+            plain.append([self.state, *(self.door_centre(d) for d in doors), self.goal])
         # No route clear of the margin (a world whose keep-out was not drawn by reset): the door centres.
-        chosen = best or fallback
-        return list(chosen[1]) if chosen else []
+        routes = cleared or plain
+        if not routes:
+            return []
+        return list(min(routes, key=lambda r: sum(float(np.linalg.norm(b - a)) for a, b in zip(r, r[1:])))[1:-1])
 
     def explore_config(self, rng: np.random.Generator) -> FourRoomsConfig:
         """An exploration episode's world: as in the tasks, a door closed with probability 0.5 (which
