@@ -9,6 +9,7 @@ import torch
 
 from jepa.errors import JEPAError
 from jepa.planning.envs import make_env
+from jepa.planning.envs.arena import is_free
 from jepa.planning.envs.four_rooms import DOORS, FourRoomsConfig, room_of
 from jepa.planning.envs.paths import shortest_path_length
 
@@ -92,6 +93,19 @@ def test_exploration_episodes_see_closed_doors_and_their_waypoints_are_the_doors
     closed = [i for i in range(8) if not np.array_equal(frames[i], open_frames[i])]
     assert 1 <= len(closed) <= 7  # about half the episodes run in a world with a door closed (drawn)
     assert env.explore_config(np.random.default_rng(0)) in {FourRoomsConfig(resolution=16, closed_door=d) for d in (None, 0, 1, 2, 3)}
+    # With a door closed, about half the episodes start beside it (free of the walls), so that the
+    # world models see it stop the agent; with the doors open the start stays where it was drawn.
+    near, rng = 0, np.random.default_rng(1)
+    for _ in range(200):
+        start = env.sample_start(rng)
+        moved = env.explore_start(rng, FourRoomsConfig(resolution=16, closed_door=2), start)
+        assert bool(is_free(torch.as_tensor(moved), env.config))
+        near += not np.array_equal(moved, start)
+        assert np.abs(moved - env.door_centre(2)).max() <= 0.12 or np.array_equal(moved, start)
+    assert 70 <= near <= 130
+    start, state = env.sample_start(rng), rng.bit_generator.state
+    assert env.explore_start(rng, FourRoomsConfig(resolution=16), start) is start
+    assert rng.bit_generator.state == state  # nothing drawn: the episode's later draws stay as they were
     # The oracle's waypoints: the doors of the shortest open route, in order.
     env.reset(seed=0, options={"start": (0.1, 0.1), "goal": (0.9, 0.9), "closed_door": None})
     assert len(env.waypoints()) == 2

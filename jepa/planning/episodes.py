@@ -106,9 +106,10 @@ def generate_episodes(seeds: Sequence[int], length: int, env: PlanningEnv,
     starts, actions, worlds = [], [], []
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        starts.append(env.sample_start(rng))
+        start = env.sample_start(rng)
         actions.append(explore_actions(rng, length, env.max_action_norm, policy))
-        worlds.append(env.explore_config(rng))  # drawn last: the starts and actions stay as they were
+        worlds.append(env.explore_config(rng))  # drawn after: the starts and actions stay as they were
+        starts.append(env.explore_start(rng, worlds[-1], start))
     acts = torch.from_numpy(np.stack(actions))
     start = torch.from_numpy(np.stack(starts))
     states = torch.empty(len(starts), length, start.shape[-1])

@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from ..data.shard_sink import ShardPattern
 from ..errors import JEPAError
 from ..export import export_checkpoint
 from ..runlock import hold_folder
@@ -64,15 +65,17 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
         write_episodes(str(out / "episodes" / "episodes-%06d.tar"), size.episodes, size.length, 0, make_env(entry.name),
                        "noisy", max_count=100_000)
     stage("episodes")
-    frames = out / "frames" / "frames-000000.tar"
-    if not frames.is_file():
-        frames_to_image_shards(str(episodes), str(out / "frames" / "frames-%06d.tar"), every=4)
+    frames = ShardPattern(str(out / "frames" / "frames-%06d.tar"))
+    if not Path(frames.path(0)).is_file():
+        frames_to_image_shards(str(episodes), frames.pattern, every=4)
+    # Every frame shard: Four-Rooms' 15,000 frames fill two (10,000 per shard).
+    frames_spec = frames.brace(len(frames.existing()))
     stage("frames")
     export = out / "encoder_export"
     if not (export / "model.safetensors").is_file():
         run = out / "encoder"
         resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
-        _ran(pretrain(["--config", _config(entry.encoder_config), "--data.train", str(frames), "--run_dir", str(run),
+        _ran(pretrain(["--config", _config(entry.encoder_config), "--data.train", frames_spec, "--run_dir", str(run),
                        "--trainer.max_steps", str(size.encoder_steps), *report, *resume]), "encoder")
         export_checkpoint(run / "checkpoints" / "last.ckpt", export)
     stage("encoder")

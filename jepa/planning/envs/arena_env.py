@@ -135,6 +135,10 @@ class ArenaEnv(gymnasium.Env):
         """The same environment over another world (``explore_config``'s)."""
         return type(self)(config=config, render_mode=self.render_mode)
 
+    def explore_start(self, rng: np.random.Generator, config: Any, start: np.ndarray) -> np.ndarray:
+        """Where an exploration episode in ``config`` starts: ``start`` as drawn (nothing more drawn)."""
+        return start
+
     def step_states(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The true dynamics on a batch: [B, 2] positions, [B, 2] actions -> [B, 2] (``arena.step_states``)."""
         return step_states(states, actions, self.config)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .arena import ArenaConfig, Rect, centred, check_sizes, check_task, room_bounds, sample_position
+from .arena import ArenaConfig, Rect, centred, check_sizes, check_task, is_free, room_bounds, sample_position
 from .arena_env import ArenaEnv
 from .paths import DistanceField, round_keep_out
 
@@ -46,6 +46,8 @@ KEEP_OUT_AWAY = 0.12
 # A task's route round its keep-out square can keep this far (fraction of L) from it, so that a planner
 # with that safety margin can still pass (through the doors too); the oracle's waypoints keep it.
 KEEP_OUT_MARGIN = 0.08
+DOOR_START_SHARE = 0.5  # exploration episodes with a closed door that start beside it (explore_start)
+DOOR_START_RADIUS = 0.12  # how far from the closed door's centre they start, per axis, in L
 KEEP_OUT_DETOUR = 1.25  # a square that lengthens the shortest path more blocks a door: drawn again
 
 
@@ -336,6 +338,22 @@ class FourRoomsEnv(ArenaEnv):
 
     def with_config(self, config: FourRoomsConfig) -> FourRoomsEnv:
         return FourRoomsEnv(config=config, render_mode=self.render_mode)
+
+    def explore_start(self, rng: np.random.Generator, config: FourRoomsConfig, start: np.ndarray) -> np.ndarray:
+        """Where an exploration episode in ``config`` starts: with a door closed, in ``DOOR_START_SHARE``
+        of the episodes a free point within ``DOOR_START_RADIUS`` of that door (either side), else
+        ``start``. Why: from uniform starts, 5 of 2,828 ten-step chunks with a door closed moved toward
+        it from nearby, so the slow model never saw a closed door stop the agent and planned through
+        it; the hierarchical arm went 68% -> 76% with these starts (docs/planning.md)."""
+        if config.closed_door is None or rng.random() >= DOOR_START_SHARE:
+            return start
+        reach = DOOR_START_RADIUS * config.arena_size
+        centre = self.door_centre(config.closed_door)
+        for _ in range(TASK_TRIES):
+            p = (centre + rng.uniform(-reach, reach, 2)).astype(np.float32)
+            if bool(is_free(torch.as_tensor(p), config)):
+                return p
+        return start
 
     def sample_start(self, rng: np.random.Generator) -> np.ndarray:
         """An exploration start, uniform over the four rooms (same size)."""

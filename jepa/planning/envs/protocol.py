@@ -14,6 +14,9 @@ the evaluation arms, guardrails and pictures work for any of them without naming
 - ``sample_start(rng)``: where an exploration episode starts.
 - ``explore_config(rng)`` and ``with_config(config)``: the world an exploration episode runs in (one
   per episode where tasks change the world, as Four-Rooms' closed door) and the environment over it.
+- ``explore_start(rng, config, start)``: where an episode in that world starts, given
+  ``sample_start``'s draw (an environment may move it where the world needs seeing, as beside a
+  closed door; the others return ``start`` and draw nothing, so their episodes stay as they were).
 - ``draw(ax)``: the arena on a matplotlib axis in world units (walls, keep-out region).
 """
 
@@ -59,5 +62,7 @@ class PlanningEnv(Protocol):
     def explore_config(self, rng: np.random.Generator) -> Any: ...
 
     def with_config(self, config: Any) -> PlanningEnv: ...
+
+    def explore_start(self, rng: np.random.Generator, config: Any, start: np.ndarray) -> np.ndarray: ...
 
     def draw(self, ax: Any) -> None: ...
