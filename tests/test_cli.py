@@ -235,3 +235,24 @@ def test_launch_reads_overrides_after_the_separator_in_the_same_spelling(tmp_pat
     script = capsys.readouterr().out
     assert f"--run_dir {run}" in script and "--out" not in script and "--data.batch_size 8" in script
     assert f"jepa-{run.name}" in script  # the rendezvous is named after the folder the job writes
+
+
+def test_plan_stopped_by_a_signal_ends_in_one_line_and_writes_no_plan(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    import jepa.planning.plan_cli as plan_cli
+
+    real = plan_cli.evaluate
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop handler only records it; the first episode's end raises
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plan_cli, "evaluate", signalled)
+    out = tmp_path / "plan"
+    code = main(["plan", "--arms", "random", "--episodes", "3", "--steps", "2", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 128 + signal.SIGTERM
+    assert err[-1] == "stopped by SIGTERM: no plan.json was written; the same command plays the episodes again"
+    assert not any("Traceback" in line for line in err) and not (out / "plan.json").exists()

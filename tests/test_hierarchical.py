@@ -80,6 +80,10 @@ class MazeMacro:
             out.append(state)
         return torch.stack(out, dim=1)
 
+    def successors(self, reps: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        n, m = reps.shape[0], codes.shape[0]
+        return self(reps.repeat_interleave(m, dim=0), codes.repeat(n, 1)[:, None]).reshape(n, m, -1)
+
 
 def identity(states: torch.Tensor) -> torch.Tensor:
     return states
@@ -164,7 +168,7 @@ def test_graph_search_routes_round_a_closed_door_with_bank_codes_and_around_a_ke
         guard = KeepOut(box, identity, margin=0.01) if keep_out else None
         cost = GoalEnergy(torch.as_tensor(info["goal"]), env.max_action_norm, keep_out=guard)
         search = GraphSearch(GraphSearchSettings(codes=32, depth=6, frontier=64))
-        route = search.plan(macro, torch.as_tensor(info["state"]), cost, macro.bank)
+        route = search.plan(macro.successors, torch.as_tensor(info["state"]), cost, macro.bank)
         assert float((route.states[-1] - cost.goal).norm()) < 0.15  # arrives near the goal
         assert len(route.states) >= 3  # round the closed door: three doors at least a macro-step apart
         assert (torch.cdist(route.codes, macro.bank).min(dim=1).values < 1e-3).all()
@@ -209,3 +213,38 @@ def test_bank_cem_plans_with_bank_codes_only_and_is_reproducible():
         BankCEMSettings(samples=4, elites=5)
     with pytest.raises(JEPAError, match="macro_horizon >= 1"):
         HierarchySettings(macro_horizon=0)
+
+
+def test_slow_model_successors_match_one_macro_step_of_every_pair():
+    """The graph search's batched expansion is the slow model's own step on every (node, code) pair."""
+    from jepa.planning.slow_model import SlowModelConfig, SlowWorldModel
+
+    torch.manual_seed(0)
+    model = SlowWorldModel(SlowModelConfig(width=32, depth=2, heads=2, bank_size=8), rep_dim=12, action_dim=2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))  # leave the zero-initialised (identity) blocks
+    reps, codes = torch.randn(5, 12), torch.rand(7, 4) * 2 - 1
+    with torch.no_grad():
+        each = model.successors(reps, codes)
+        pairs = model(reps.repeat_interleave(7, dim=0), codes.repeat(5, 1)[:, None])[:, 0].reshape(5, 7, 12)
+    assert each.shape == (5, 7, 12)
+    assert torch.allclose(each, pairs, atol=1e-5) and not torch.allclose(each[:, 0], reps, atol=1e-3)
+
+
+def test_graph_search_spread_keeps_novel_points_apart_and_misses_none():
+    from jepa.planning.graph_search import _spread
+
+    g = torch.Generator().manual_seed(0)
+    points, novelty = torch.randn(2000, 8, generator=g), torch.rand(2000, generator=g) * 4
+    novelty[:300] = -1.0  # dropped (in the keep-out region)
+    radius = 2.5
+    kept = _spread(points, novelty, radius, limit=10_000)
+    assert kept[0] == int(novelty.argmax()) and all(novelty[i] > radius for i in kept)
+    chosen = points[kept]
+    gaps = torch.cdist(chosen, chosen) + torch.eye(len(kept)) * 1e9
+    assert gaps.min() > radius
+    # Maximal: every other point still farther than the radius from the graph is near a kept one.
+    left = [i for i in range(2000) if novelty[i] > radius and i not in set(kept)]
+    assert torch.cdist(points[left], chosen).min(dim=1).values.max() <= radius
+    assert _spread(points, novelty, radius, limit=3) == kept[:3]

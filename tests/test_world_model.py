@@ -252,6 +252,7 @@ def test_world_bad_input_is_one_line(setup, tmp_path, capsys):
 
 def test_plan_keep_out_with_the_probe_margin_plays_episodes_clear_of_it(setup, tmp_path, capsys):
     """Starts and goals keep clear of the widest margin any arm uses; one too wide for the arena is one line."""
+    from jepa.planning.envs import make_env
     from jepa.planning.world_export import load_position_probe
 
     assert main(["world", "--config", str(world_config(tmp_path, setup))]) == 0
@@ -261,10 +262,15 @@ def test_plan_keep_out_with_the_probe_margin_plays_episodes_clear_of_it(setup, t
     assert main([*base, "--margin", "0.15"]) == 0
     report = json.loads((tmp_path / "p" / "plan.json").read_text())
     assert report["settings"]["margin"] == 0.15
-    capsys.readouterr()
+    starts = [e["start"] for e in report["episodes"]["world_model"]]
+    gaps = [(max(0.7 - x, 0.0, x - 0.8), max(0.7 - y, 0.0, y - 0.8)) for x, y in starts]
+    assert all((dx * dx + dy * dy) ** 0.5 > 0.15 for dx, dy in gaps)  # clear of the square widened by the margin
     _, error = load_position_probe(world_dir)
-    assert error > 0.5  # two pretraining steps: the probe barely reads positions, so its margin fills the arena
-    assert main(base) == 2
+    assert main([*base, "--overwrite"]) == 0  # no --margin: the probe's held-out 99% error plus half a step
+    report = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert report["settings"]["margin"] == pytest.approx(error + make_env("two-rooms").max_action_norm / 2)
+    capsys.readouterr()
+    assert main([*base, "--overwrite", "--margin", "0.8"]) == 2
     err = capsys.readouterr().err
     assert "covers the whole" in err and len(err.strip().splitlines()) == 1
 

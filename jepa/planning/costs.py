@@ -176,6 +176,15 @@ class GoalEnergy:
         return self.keep_out.violates(states)
 
 
+def check_probe_samples(reps: torch.Tensor, positions: torch.Tensor) -> None:
+    """Raises ``JEPAError`` unless reps [N, D] and positions [N, P] pair up, with N >= 2."""
+    if reps.dim() != 2 or positions.dim() != 2 or reps.shape[0] != positions.shape[0]:
+        raise JEPAError(f"the probe needs reps [N, D] and positions [N, P] with the same N, "
+                        f"got {tuple(reps.shape)} and {tuple(positions.shape)}")
+    if reps.shape[0] < 2:
+        raise JEPAError(f"the probe needs at least 2 samples, got {reps.shape[0]}")
+
+
 class PositionProbe:
     """A ridge-regression probe from representations [..., D] to positions [..., P] (P = 2 here),
     fitted in closed form on standardised inputs so that ``l2`` means the same whatever the
@@ -202,11 +211,7 @@ class PositionProbe:
         Raises:
             JEPAError: on mismatched or too few samples.
         """
-        if reps.dim() != 2 or positions.dim() != 2 or reps.shape[0] != positions.shape[0]:
-            raise JEPAError(f"the probe needs reps [N, D] and positions [N, P] with the same N, "
-                            f"got {tuple(reps.shape)} and {tuple(positions.shape)}")
-        if reps.shape[0] < 2:
-            raise JEPAError(f"the probe needs at least 2 samples, got {reps.shape[0]}")
+        check_probe_samples(reps, positions)
         # float64 for the normal equations: X^T X squares the condition number.
         x, y = reps.detach().double(), positions.detach().double()
         n = x.shape[0]

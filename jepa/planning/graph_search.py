@@ -27,7 +27,7 @@ import torch
 from ..errors import JEPAError
 from .costs import GoalEnergy
 
-SlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (reps [B, D], codes [B, M, C]) -> [B, M, D]
+SuccessorFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (reps [N, D], codes [M, C]) -> [N, M, D]
 
 
 @dataclass
@@ -79,8 +79,8 @@ def farthest_codes(bank: torch.Tensor, count: int) -> torch.Tensor:
 
 
 class GraphSearch:
-    """``plan(slow, start, cost, bank) -> Route``; ``slow(reps [B, D], codes [B, 1, C])`` imagines one
-    macro-step, ``cost`` is the goal energy (its ``per_step`` ranks nodes, its ``violations`` prunes
+    """``plan(successors, start, cost, bank) -> Route``; ``successors(reps [N, D], codes [M, C])`` imagines
+    one macro-step from every node under every code (``SlowWorldModel.successors``), ``cost`` is the goal energy (its ``per_step`` ranks nodes, its ``violations`` prunes
     them)."""
 
     def __init__(self, settings: GraphSearchSettings | None = None) -> None:
@@ -92,7 +92,7 @@ class GraphSearch:
             self._subset = (bank, farthest_codes(bank, self.settings.codes))
         return self._subset[1]
 
-    def plan(self, slow: SlowFn, start: torch.Tensor, cost: GoalEnergy, bank: torch.Tensor) -> Route:
+    def plan(self, successors: SuccessorFn, start: torch.Tensor, cost: GoalEnergy, bank: torch.Tensor) -> Route:
         s = self.settings
         codes = self.codes_of(bank)
         n_codes = codes.shape[0]
@@ -102,9 +102,9 @@ class GraphSearch:
         radius = None
         with torch.no_grad():
             for _ in range(s.depth):
-                reps = nodes[frontier].repeat_interleave(n_codes, dim=0)
-                children = slow(reps.reshape(-1, *start.shape), codes.repeat(len(frontier), 1)[:, None])[:, 0]
-                children = children.reshape(len(reps), -1)
+                # Row f * n_codes + c: frontier node f under code c.
+                children = successors(nodes[frontier].reshape(-1, *start.shape), codes)
+                children = children.reshape(len(frontier) * n_codes, -1)
                 if radius is None:
                     radius = s.merge * float((children - nodes[0]).norm(dim=1).median())
                     if radius <= 0:
@@ -138,12 +138,15 @@ class GraphSearch:
 def _spread(points: torch.Tensor, novelty: torch.Tensor, radius: float, limit: int) -> list[int]:
     """Indices of at most ``limit`` points, each farther than ``radius`` from the graph (``novelty``: the
     distance to its nearest node) and from each other, the most novel first."""
-    novelty = novelty.clone()
+    # Only points still farther than ``radius`` can be kept, and a novelty only falls: each round
+    # measures distances to those alone (the same picks as over all points, a fraction of the work).
+    alive = torch.nonzero(novelty > radius).flatten()
+    points, novelty = points[alive], novelty[alive]
     kept: list[int] = []
-    while len(kept) < limit:
+    while len(kept) < limit and len(alive):
         i = int(novelty.argmax())
-        if float(novelty[i]) <= radius:
-            break
-        kept.append(i)
+        kept.append(int(alive[i]))
         novelty = torch.minimum(novelty, (points - points[i]).norm(dim=1))
+        still = novelty > radius
+        alive, points, novelty = alive[still], points[still], novelty[still]
     return kept

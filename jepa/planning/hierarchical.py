@@ -108,7 +108,7 @@ class HierarchicalPlanner:
 
     def _decide(self, current: torch.Tensor, cost: GoalEnergy) -> torch.Tensor | None:
         if self.settings.high == "graph":
-            route = self.graph.plan(self.slow, current, cost, self.slow.bank)
+            route = self.graph.plan(self.slow.successors, current, cost, self.slow.bank)
             # a goal within one macro-step (or nearer than every imagined place) is chased directly
             target = route.states[0] if len(route.states) > 1 else None
             self.subgoals.append(Subgoal(self.calls, target, route.states))

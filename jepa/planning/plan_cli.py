@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from ..atomic import write_json_atomic
 from ..errors import JEPAError
 from ..progress import Progress
 from ..runlock import folders_released_after, take_folder
-from ..stopping import raise_if_stop_requested, stop_signals
+from ..stopping import StopRequested, exit_code, raise_if_stop_requested, stop_signals
 from .agent import AgentSettings
 from .costs import GoalEnergy
 from .envs.registry import make_env
@@ -70,7 +71,12 @@ TASK_KEYS = ("closed_door", "shortest_path", "shortest_steps", "budget", "keep_o
 def plan_main(args: argparse.Namespace) -> int:
     """``jepa plan`` with its arguments read (``jepa.planning.commands.plan_parser``)."""
     with folders_released_after():
-        return _plan(args)
+        try:
+            return _plan(args)
+        except StopRequested as stop:  # raised between episodes by the progress callback
+            print(f"{stop}: no plan.json was written; the same command plays the episodes again",
+                  file=sys.stderr, flush=True)
+            return exit_code(stop.signum)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -121,7 +127,7 @@ def _plan(args: argparse.Namespace) -> int:
         raise_if_stop_requested()
         bar.update(next(counter) + 1, f"{arm} {done}/{len(seeds)}")
 
-    with stop_signals("stopping after the current episode"):
+    with stop_signals("stopping after the current episode, writing nothing"):
         runs = evaluate(env, seeds, args.arms, lambda: make_planner(args, 0), settings, agent,
                         margin=half_step, scoring=GoalSettings(args.goal, args.discount), progress=progress,
                         low_planner_for=lambda: make_planner(args, 0, args.low_samples, args.low_iterations))

@@ -106,6 +106,11 @@ class SlowWorldModel(nn.Module):
         empty = codes[:, :0]
         return self.predictor.unroll(reps[:, None], empty, codes)
 
+    def successors(self, reps: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """One macro-step from each of N representations under each of M codes: [N, D], [M, C] ->
+        [N, M, D] (what a graph search expands a frontier with; ``WorldModel.step_each``)."""
+        return self.predictor.step_each(reps, codes)
+
 
 class MacroDynamics:
     """A slow model behind the planners' ``Dynamics`` interface: actions are macro-action codes, the

@@ -24,8 +24,8 @@ from ..train.graceful_stop import continue_command, stop_of
 from ..train.run import quiet_lightning, write_run_report
 from ..train.run_cli import RunCLI
 from ..train.summary import failure_status
-from .costs import PositionProbe
 from .latent_eval import open_loop_errors
+from .mlp_probe import MLPPositionProbe
 from .world_data import EncodedEpisodes, WorldDataModule
 from .world_export import export_world_model, save_position_probe
 from .world_module import WorldModelModule
@@ -159,18 +159,19 @@ def finish(module: WorldModelModule, data: WorldDataModule, run_dir: str) -> dic
         lines.append(f"held-out open-loop L1 error, horizon 1..{len(model)}: model " + " ".join(f"{v:.3f}" for v in model)
                      + " | copy-last " + " ".join(f"{v:.3f}" for v in copy))
     if probe_error is not None:
-        lines.append(f"position probe (representation -> x, y): held-out 99% error {probe_error:.4f}")
+        lines.append(f"position probe (MLP, representation -> x, y): held-out 99% error {probe_error:.4f}")
     print("\n".join(lines), flush=True)
     return table
 
 
 def fit_position_probe(train: EncodedEpisodes, val: EncodedEpisodes, out_dir: str | Path) -> float | None:
-    """Fits the representation -> position probe that the keep-out guardrail reads (positions are
-    the first two state values), saves it beside the world model; returns its held-out 99% error."""
+    """Fits the representation -> position probe that the keep-out guardrail reads (two hidden layers,
+    ``jepa.planning.mlp_probe``; positions are the first two state values), saves it beside the world
+    model; returns its held-out 99% error."""
     if any(s is None for s in train.states) or not train.keys:
         return None
     reps, pos = torch.cat(train.reps), torch.cat([s[:, :2] for s in train.states])
-    probe = PositionProbe().fit(reps, pos)
+    probe = MLPPositionProbe().fit(reps, pos)
     held = val if val.keys and all(s is not None for s in val.states) else train
     error = probe.error_quantile(torch.cat(held.reps), torch.cat([s[:, :2] for s in held.states]), q=0.99)
     save_position_probe(probe, error, out_dir)

@@ -14,6 +14,7 @@ from ..atomic import save_safetensors_atomic, write_json_atomic
 from ..contract import read_format_json, sha256_file
 from ..errors import JEPAError
 from .costs import PositionProbe
+from .mlp_probe import load_probe_state
 from .slow_model import SlowModelConfig, SlowWorldModel
 from .world_model import WorldModel, WorldModelConfig
 
@@ -113,6 +114,4 @@ def load_position_probe(directory: str | Path) -> tuple[PositionProbe | None, fl
         return None, 0.0
     with safe_open(str(path), "pt") as f:
         error = float((f.metadata() or {}).get("error_q99", "0"))
-    probe = PositionProbe()
-    probe.load_state_dict(load_file(str(path)))
-    return probe, error
+    return load_probe_state(load_file(str(path))), error
