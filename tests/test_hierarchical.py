@@ -230,6 +230,8 @@ def test_slow_model_successors_match_one_macro_step_of_every_pair():
         pairs = model(reps.repeat_interleave(7, dim=0), codes.repeat(5, 1)[:, None])[:, 0].reshape(5, 7, 12)
     assert each.shape == (5, 7, 12)
     assert torch.allclose(each, pairs, atol=1e-5) and not torch.allclose(each[:, 0], reps, atol=1e-3)
+    bare = SlowWorldModel(SlowModelConfig(width=32, depth=0, heads=2, bank_size=8), rep_dim=12, action_dim=2)
+    assert bare.successors(reps, codes).shape == (5, 7, 12)  # no block to broadcast the codes: still one per pair
 
 
 def test_graph_search_spread_keeps_novel_points_apart_and_misses_none():

@@ -60,3 +60,14 @@ def test_mlp_probe_gradient_reaches_the_representation():
     x = reps[:4].clone().requires_grad_()
     probe(x).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_a_feature_constant_in_training_gets_no_weight_and_kinds_do_not_mix():
+    reps, pos = _rooms(600, 0)
+    reps = torch.cat([reps, torch.ones(600, 1)], dim=1)  # constant over the training frames
+    probe = MLPPositionProbe(hidden=16).fit(reps, pos, steps=50)
+    moved = reps.clone()
+    moved[:, -1] += 1e-3
+    assert torch.equal(probe(moved), probe(reps))
+    with pytest.raises(JEPAError, match="hidden layers"):
+        PositionProbe().load_state_dict(probe.state_dict())

@@ -93,7 +93,7 @@ def perception_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", type=int, nargs="+", default=[1, 2, 4], help="pooling grids to compare")
     parser.add_argument("--blur", type=float, nargs="+", default=[0.0, 2.0, 4.0],
                         help="Gaussian blur sigmas (pixels) to compare")
-    parser.add_argument("--max-episodes", type=int, default=100, help="episodes read (the last 20%% judge the probe)")
+    parser.add_argument("--max-episodes", type=int, default=100, help="episodes read (the last 20%% judge the ridge probe)")
 
 
 def world_tools_parser() -> argparse.ArgumentParser:

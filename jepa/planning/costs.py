@@ -106,7 +106,7 @@ class GoalEnergy:
         keep_out_weight: weight of the soft penalty (the summed depth inside the keep-out region,
             world units). It is zero for every safe candidate, so it never changes a safe plan's cost.
         readout: optional map applied to imagined and goal states before the distance (e.g. the
-            linear position probe: the distance between the positions two representations encode).
+            position probe: the distance between the positions two representations encode).
 
     Raises:
         JEPAError: on an unknown mode or distance, or a non-positive bound.
@@ -270,6 +270,9 @@ class PositionProbe:
         missing = {"mean", "std", "weight", "bias"} - set(state)
         if missing:
             raise JEPAError(f"the position probe's state lacks {sorted(missing)}")
+        if "w1" in state:
+            raise JEPAError("this position probe has hidden layers: load it with "
+                            "jepa.planning.mlp_probe.load_probe_state")
         self.mean, self.std = state["mean"], state["std"]
         self.weight, self.bias = state["weight"], state["bias"]
         return self

@@ -37,6 +37,8 @@ def _config(name: str) -> str:
 
 
 def _ran(code: int, what: str) -> None:
+    if code >= 128:  # stopped by a signal: the stage said so in one line; end with its exit status
+        raise SystemExit(code)
     if code != 0:
         raise JEPAError(f"the pipeline stopped at the {what} stage (exit code {code}); run the same command again "
                         "to continue")

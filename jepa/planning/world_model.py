@@ -161,6 +161,8 @@ class WorldModel(nn.Module):
         z = self.normalize(reps)[:, None]  # [N, 1, D]
         x = self.embed(z) + self.pos[:, :1]
         cond = self.action_embed((actions - self.action_mean) / self.action_std)[None]  # [1, M, W]
+        if not len(self.blocks):  # nothing to broadcast against: every action gives the same frame
+            x = x.expand(-1, actions.shape[0], -1)
         for block in self.blocks:
             x = block.modulated(x, block.modulation(cond), one_frame=True)  # [N, 1, W] -> [N, M, W] at the first
         return self.rep_mean + self.rep_std * (z + self.head(self.norm(x)))
