@@ -79,8 +79,9 @@ def farthest_codes(bank: torch.Tensor, count: int) -> torch.Tensor:
 
 
 class GraphSearch:
-    """``plan(successors, start, cost, bank) -> Route``; ``successors(reps [N, D], codes [M, C])`` imagines
-    one macro-step from every node under every code (``SlowWorldModel.successors``), ``cost`` is the goal energy (its ``per_step`` ranks nodes, its ``violations`` prunes
+    """``plan(successors, start, cost, bank) -> Route``; ``successors(reps [N, D], codes [M, C])``
+    imagines one macro-step from every node under every code (``SlowWorldModel.successors``),
+    ``cost`` is the goal energy (its ``per_step`` ranks nodes, its ``violations`` prunes
     them)."""
 
     def __init__(self, settings: GraphSearchSettings | None = None) -> None:
