@@ -69,7 +69,8 @@ class MLPPositionProbe(PositionProbe):
         # Callers may hold inference-mode tensors (a Lightning run's end): train on plain copies.
         with torch.inference_mode(False), torch.enable_grad():
             x, y = reps.detach().float().cpu().clone(), positions.detach().float().cpu().clone()
-            mean, std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-8)
+            mean, spread = x.mean(dim=0), x.std(dim=0)
+            std = spread.clamp_min(1e-8)
             xs = (x - mean) / std
             sizes = [d, self.hidden, self.hidden, y.shape[1]]
             params = []
@@ -90,7 +91,7 @@ class MLPPositionProbe(PositionProbe):
         w1, b1, w2, b2, w3, b3 = (p.detach().to(dtype).contiguous() for p in params)
         # A feature constant over the training frames never moved the loss, so its random weights were
         # never trained: zero them, or a frame where it does move would read anywhere (ridge: weight 0).
-        w1[:, x.std(dim=0) <= 1e-8] = 0
+        w1[:, spread <= 1e-8] = 0
         self.mean, self.std = mean.to(dtype), std.to(dtype)
         self.w1, self.b1, self.w2, self.b2, self.weight, self.bias = w1, b1, w2, b2, w3, b3
         return self
