@@ -172,6 +172,28 @@ def test_world_model_is_causal_and_starts_as_copy_last():
     assert rolled.shape == (4, 3, 8) and torch.allclose(rolled[:, 0], first, atol=1e-6)
 
 
+def test_one_frame_unroll_equals_stepping_by_hand():
+    # With one frame of history, unroll takes its planning path (conditioning of every step at once,
+    # standard units kept between steps); it must imagine what step-by-step prediction does.
+    from jepa.planning.world_model import WorldModel, WorldModelConfig
+
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(width=32, depth=2, heads=2, history=1), rep_dim=8, action_dim=2)
+    torch.nn.init.normal_(model.head.weight, std=0.3)
+    for block in model.blocks:
+        torch.nn.init.normal_(block.modulation.weight, std=0.1)
+    model.set_rep_stats(torch.randn(8), torch.rand(8) + 0.5)
+    model.set_action_stats(torch.randn(2), torch.rand(2) + 0.5)
+    rep, actions = torch.randn(5, 1, 8), torch.randn(5, 4, 2)
+    by_hand, frame = [], rep
+    for i in range(4):
+        frame = model.step(frame, actions[:, i:i + 1])[:, None]
+        by_hand.append(frame[:, 0])
+    rolled = model.unroll(rep, actions[:, :0], actions)
+    assert rolled.shape == (5, 4, 8) and not torch.allclose(rolled[:, 0], rolled[:, 3])
+    torch.testing.assert_close(rolled, torch.stack(by_hand, 1), atol=1e-5, rtol=1e-5)
+
+
 def test_plan_reports_four_arms_and_writes_pictures(setup, tmp_path, capsys):
     assert main(["world", "--config", str(world_config(tmp_path, setup))]) == 0
     out = tmp_path / "plan"

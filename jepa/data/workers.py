@@ -39,9 +39,10 @@ class DataWorkerDied(JEPAError):
     """A data-loading worker process died of something other than a stop request."""
 
 
-def describe_exit(pid: int | None, exitcode: int | None) -> str:
-    """One phrase for how worker ``pid`` ended (``exitcode`` as multiprocessing reports it)."""
-    who = f"data worker (pid {pid})"
+def describe_exit(pid: int | None, exitcode: int | None, what: str = "data worker") -> str:
+    """One phrase for how worker ``pid`` ended (``exitcode`` as multiprocessing reports it); ``what``
+    names the kind of worker."""
+    who = f"{what} (pid {pid})"
     if exitcode is None:
         return f"{who} stopped responding"
     if exitcode < 0:

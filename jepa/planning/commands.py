@@ -183,6 +183,13 @@ def add_scoring(parser: argparse.ArgumentParser) -> None:
                              "Four-Rooms 2.8 x its shortest path; 40 where the environment sets none)")
 
 
+def add_workers(parser: argparse.ArgumentParser) -> None:
+    """``--workers``: episodes played at once, shared by jepa plan and jepa plan pipeline."""
+    parser.add_argument("--workers", type=int, default=0,
+                        help="episodes played at once, each in a process of its own with its share of torch's "
+                        "threads (default 0: one per CPU core; 1: every episode in this process)")
+
+
 def add_hierarchy(parser: argparse.ArgumentParser) -> None:
     """The two-level planner's options, shared by jepa plan and jepa plan pipeline."""
     parser.add_argument("--hierarchy", type=int, choices=(1, 2), default=1,
@@ -227,6 +234,7 @@ def plan_parser() -> argparse.ArgumentParser:
                         help="keep-out safety margin of the world model (default: the position probe's 99%% error "
                         "plus half a step)")
     add_scoring(parser)
+    add_workers(parser)
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: <world>/plan, or runs/plan)")
     parser.add_argument("--overwrite", action="store_true", help="replace a plan.json already in the output folder")
     return parser
@@ -245,6 +253,7 @@ def pipeline_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hierarchy", type=int, choices=(1, 2), default=1,
                         help="2: also train the slow world model and evaluate the hierarchical arm beside the flat one")
     add_scoring(parser)
+    add_workers(parser)
     return parser
 
 

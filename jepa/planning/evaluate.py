@@ -33,6 +33,7 @@ from .interfaces import Planner, clip_norm
 from .perception import Perception
 from .simulator import SimulatorDynamics
 from .slow_model import SlowWorldModel
+from .workers import map_in_workers
 from .world_model import LatentContext, LatentDynamics, WorldModel
 
 ARMS = ("random", "greedy", "simulator", "world_model", "hierarchical", "oracle_subgoals")
@@ -180,9 +181,10 @@ def evaluate(env: PlanningEnv, seeds: Iterable[int], arms: Iterable[str], planne
              settings: AgentSettings, agent: LearnedAgent | None = None, margin: float = 0.0,
              scoring: GoalSettings = GoalSettings(),
              progress: Callable[[str, int], None] | None = None,
-             low_planner_for: Callable[[], Planner] | None = None) -> dict[str, Any]:
+             low_planner_for: Callable[[], Planner] | None = None, workers: int = 1) -> dict[str, Any]:
     """Runs every arm on the same seeded episodes; returns per-arm summaries and episode records.
-    ``low_planner_for`` makes the two-level arms' low level (default: ``planner_for``)."""
+    ``low_planner_for`` makes the two-level arms' low level (default: ``planner_for``); ``workers``
+    episodes play at once, in forked processes (``workers.py``; the results do not depend on it)."""
     seeds = list(seeds)
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -191,19 +193,26 @@ def evaluate(env: PlanningEnv, seeds: Iterable[int], arms: Iterable[str], planne
     for arm in arms:
         if arm in ("world_model", *TWO_LEVEL) and agent is None:
             raise JEPAError(f"the {arm} arm needs --encoder and --world")
-        results = []
-        t0 = time.perf_counter()
-        for i, seed in enumerate(seeds):
+
+        def play(seed: int, arm: str = arm) -> EpisodeResult:
             try:
                 if arm in TWO_LEVEL:
-                    res = two_level_episode(arm, env, seed, (low_planner_for or planner_for)(), settings, agent, scoring)
-                else:
-                    res = _episode(arm, env, seed, planner_for, settings, agent, margin, scoring)
+                    return two_level_episode(arm, env, seed, (low_planner_for or planner_for)(), settings, agent,
+                                             scoring)
+                return _episode(arm, env, seed, planner_for, settings, agent, margin, scoring)
             except ValueError as exn:  # the environment found no start or goal clear of the keep-out region
                 raise JEPAError(f"{env.name} episode {seed}: {exn}") from None
-            results.append(res)
-            if progress is not None:
-                progress(arm, i + 1)
+
+        results = []
+        t0 = time.perf_counter()
+        episodes = map_in_workers(play, seeds, workers)
+        try:
+            for i, res in enumerate(episodes):
+                results.append(res)
+                if progress is not None:
+                    progress(arm, i + 1)
+        finally:
+            episodes.close()  # a stop between episodes ends the workers now
         out[arm] = {"summary": {**summarise(results), "wall_s": round(time.perf_counter() - t0, 1)},
                     "episodes": results}
     return out

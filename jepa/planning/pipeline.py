@@ -105,7 +105,7 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
     plan_args = ["--env", entry.name, "--encoder", str(export), "--world", str(world_dir), *hierarchy,
                  "--episodes", str(size.eval_episodes),
                  *(["--steps", str(args.steps)] if args.steps is not None else []), "--energy", args.energy, "--goal", args.goal,
-                 "--discount", str(args.discount), "--out", str(out / "plan"), "--overwrite"]
+                 "--discount", str(args.discount), "--workers", str(args.workers), "--out", str(out / "plan"), "--overwrite"]
     if args.size == "tiny":
         plan_args += ["--samples", "20", "--iterations", "2", "--low-samples", "10", "--low-iterations", "2"]
     _ran(plan_main(parse_plan(plan_args)), "planning")

@@ -25,6 +25,7 @@ from .perception import Perception
 from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
 from .plots import plot_energy, plot_trajectories
 from .simulator import SimulatorDynamics
+from .workers import usable_workers, worker_threads
 from .world_export import load_position_probe, load_slow_model, load_world_model, read_world_config
 from .world_model import LatentContext, LatentDynamics
 
@@ -84,6 +85,7 @@ def _plan(args: argparse.Namespace) -> int:
         raise JEPAError("--episodes and --steps must be >= 1")
     if not args.discount > 0:
         raise JEPAError(f"--discount must be > 0, got {args.discount}")
+    workers = usable_workers(args.workers)
     if args.arms is None:
         args.arms = list(DEFAULT_ARMS[args.hierarchy])
     two_level = [a for a in args.arms if a in TWO_LEVEL]
@@ -130,7 +132,8 @@ def _plan(args: argparse.Namespace) -> int:
     with stop_signals("stopping after the current episode, writing nothing"):
         runs = evaluate(env, seeds, args.arms, lambda: make_planner(args, 0), settings, agent,
                         margin=half_step, scoring=GoalSettings(args.goal, args.discount), progress=progress,
-                        low_planner_for=lambda: make_planner(args, 0, args.low_samples, args.low_iterations))
+                        low_planner_for=lambda: make_planner(args, 0, args.low_samples, args.low_iterations),
+                        workers=workers)
     bar.close()
     goals, tasks = {}, {}
     for s in seeds:
@@ -148,6 +151,8 @@ def _plan(args: argparse.Namespace) -> int:
                      "perception": agent.perception.settings if agent else None,
                      "energy": args.energy, "goal": args.goal,
                      "discount": args.discount, "hierarchy": args.hierarchy,
+                     # Planning ms per step are measured inside each worker, on its share of the threads.
+                     "workers": min(workers, len(seeds)), "threads_per_worker": worker_threads(min(workers, len(seeds))),
                      **({"slow": args.slow, "high": args.high, "macro_horizon": args.macro_horizon, "replan_every": args.replan_every,
                          "low_samples": args.low_samples, "low_iterations": args.low_iterations,
                          "steps_per_macro_action": agent.slow.config.steps}

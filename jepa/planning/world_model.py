@@ -183,6 +183,8 @@ class WorldModel(nn.Module):
         Returns:
             [B, H, D] the representation after each action.
         """
+        if self.config.history == 1:
+            return self._unroll_markov(reps[:, -1], actions)
         frames, acts, out = reps, past_actions, []
         for i in range(actions.shape[1]):
             acts = torch.cat([acts, actions[:, i:i + 1]], dim=1)
@@ -191,6 +193,25 @@ class WorldModel(nn.Module):
             frames = torch.cat([frames, nxt[:, None]], dim=1)[:, -self.config.history:]
             acts = acts[:, -(self.config.history - 1):] if self.config.history > 1 else acts[:, :0]
         return torch.stack(out, dim=1)
+
+    def _unroll_markov(self, rep: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``unroll`` with one frame of history ([B, D], [B, H, A] -> [B, H, D]), the same arithmetic
+        arranged for planning: a step's conditioning depends on its action alone, so the action
+        embedding and every block's modulation (a third of a step's products at width 128) run once
+        over all H steps, H times as many rows per product, instead of once per step; and the
+        imagined representation stays in standard units between steps instead of being scaled out
+        and back in."""
+        cond = self.action_embed((actions - self.action_mean) / self.action_std)  # [B, H, W]
+        modulations = [block.modulation(cond) for block in self.blocks]
+        z = self.normalize(rep)[:, None]  # [B, 1, D]
+        out = []
+        for i in range(actions.shape[1]):
+            x = self.embed(z) + self.pos[:, :1]
+            for block, modulation in zip(self.blocks, modulations):
+                x = block.modulated(x, modulation[:, i:i + 1], one_frame=True)
+            z = z + self.head(self.norm(x))
+            out.append(z)
+        return self.rep_mean + self.rep_std * torch.cat(out, dim=1)
 
 
 @dataclass
