@@ -99,3 +99,15 @@ def test_a_stop_request_ends_the_map_and_its_workers():
         with pytest.raises(StopRequested):
             list(out)
     assert multiprocessing.active_children() == []
+
+
+def _quits_on_one(x: int) -> int:
+    if x == 1:
+        os._exit(0)  # ends the worker "cleanly" without sending the episode back
+    return x
+
+
+@needs_fork
+def test_a_worker_that_quits_without_its_episodes_is_an_error_not_a_hang():
+    with pytest.raises(JEPAError, match="planning workers ended before episode 2 of 4 was played"):
+        list(map_in_workers(_quits_on_one, range(4), 2))

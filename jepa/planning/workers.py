@@ -110,6 +110,8 @@ def map_in_workers(job: Callable[[T], R], items: Iterable[T], workers: int) -> I
                 nxt += 1
                 continue
             raise_if_stop_requested()
+            if not open_conns:  # every worker ended cleanly, yet an episode never came back
+                raise JEPAError(f"planning workers ended before episode {nxt + 1} of {len(items)} was played")
             for conn in wait(list(open_conns), timeout=POLL_S):
                 try:
                     index, ok, value = pickle.loads(conn.recv_bytes())
