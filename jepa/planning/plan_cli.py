@@ -85,7 +85,7 @@ def _plan(args: argparse.Namespace) -> int:
         raise JEPAError("--episodes and --steps must be >= 1")
     if not args.discount > 0:
         raise JEPAError(f"--discount must be > 0, got {args.discount}")
-    workers = usable_workers(args.workers)
+    workers = min(usable_workers(args.workers), args.episodes)  # no idle workers: plan.json records what ran
     if args.arms is None:
         args.arms = list(DEFAULT_ARMS[args.hierarchy])
     two_level = [a for a in args.arms if a in TWO_LEVEL]
@@ -152,7 +152,7 @@ def _plan(args: argparse.Namespace) -> int:
                      "energy": args.energy, "goal": args.goal,
                      "discount": args.discount, "hierarchy": args.hierarchy,
                      # Planning ms per step are measured inside each worker, on its share of the threads.
-                     "workers": min(workers, len(seeds)), "threads_per_worker": worker_threads(min(workers, len(seeds))),
+                     "workers": workers, "threads_per_worker": worker_threads(workers),
                      **({"slow": args.slow, "high": args.high, "macro_horizon": args.macro_horizon, "replan_every": args.replan_every,
                          "low_samples": args.low_samples, "low_iterations": args.low_iterations,
                          "steps_per_macro_action": agent.slow.config.steps}
