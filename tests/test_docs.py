@@ -45,7 +45,7 @@ def test_readme_is_a_front_door():
     for needed in ("pip install", "jepa pretrain --config configs/quickstart.yaml",
                    "configs/video/quickstart_video.yaml", "jepa plan pipeline", "docs/"):
         assert needed in head, f"the first 60 lines of README.md lack {needed!r}"
-    assert 'pip install -e ".[dev]" && ruff check . && pytest -q' in lines  # what .ci/run runs
+    assert 'pip install -e ".[dev]" && ruff check . && pytest -q -n auto' in lines  # what .ci/run runs
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
