@@ -69,7 +69,7 @@ def export_parser() -> argparse.ArgumentParser:
                "(default: export/ in the checkpoint's run folder)")
     parser.add_argument("--which", choices=("auto", "target", "context"), default="auto",
                         help="auto: the encoder the run's objective evaluates (the EMA target for ema, the online "
-                        "encoder for sigreg and vicreg); or target / context explicitly")
+                        "encoder for sigreg, vicreg and lejepa); or target / context explicitly")
     parser.add_argument("--with-projector", action="store_true",
                         help="also write the objective's projector head (projector.safetensors)")
     parser.add_argument("--with-predictor", action="store_true",

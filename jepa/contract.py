@@ -146,7 +146,7 @@ def checkpoint_clips(ckpt: dict[str, Any]) -> dict[str, Any] | None:
 
 def evaluated_encoder(ckpt: dict[str, Any]) -> str:
     """``target`` or ``context``: the encoder the checkpoint's objective evaluates (the EMA target
-    for ``ema``, the one online encoder for ``sigreg`` and ``vicreg``; checkpoints from before
+    for ``ema``, the one online encoder for ``sigreg``, ``vicreg`` and ``lejepa``; checkpoints from before
     objectives were pluggable are ``ema``)."""
     evaluated = (ckpt.get(CHECKPOINT_KEY) or {}).get("evaluated", "target_encoder")
     return "target" if evaluated == "target_encoder" else "context"

@@ -139,7 +139,31 @@ def test_color_distortion_identity_grayscale_and_determinism():
     assert torch.equal(a, b) and not torch.equal(a, color_params(cfg, 3, 6, list(range(64)), 100))
     jittered = (a[:, :3] != 1).any(1).float().mean().item()
     assert 0.6 < jittered < 0.95 and 0.05 < a[:, 3].mean().item() < 0.4
-    assert torch.equal(color_params(ColorConfig(), 3, 5, [0, 1], 100), identity)
+    assert torch.equal(color_params(ColorConfig(), 3, 5, [0, 1], 100), torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]] * 2))
+    # Blur and solarize are drawn after the colours: the colours of a run without them are unchanged.
+    more = color_params(ColorConfig(jitter=0.8, grayscale=0.2, blur=0.5, solarize=0.2), 3, 5, list(range(64)), 100)
+    assert torch.equal(more[:, :4], a[:, :4]) and 0.3 < (more[:, 4] > 0).float().mean() < 0.7
+    assert ((more[:, 4] == 0) | ((more[:, 4] >= 0.1) & (more[:, 4] <= 2.0))).all()
+    assert 0.05 < more[:, 5].mean().item() < 0.4
+
+
+def test_blur_and_solarize():
+    from jepa.data.color import gaussian_blur
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 16, 16, generator=gen)
+    blurred = gaussian_blur(x, torch.tensor([0.0, 1.0, 2.0]))
+    torch.testing.assert_close(blurred[0], x[0])  # sigma 0 leaves an image as it is
+    # A blur keeps the mean (reflected borders, normalised kernel: up to the borders) and lowers the
+    # pixel-to-pixel variation, more for a wider kernel.
+    step = lambda y: (y[..., 1:] - y[..., :-1]).abs().mean().item()  # noqa: E731
+    assert step(x[1]) > 2 * step(blurred[1]) > 2 * step(blurred[2])
+    torch.testing.assert_close(blurred.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=0.02, rtol=0)
+    # One image of the batch blurred alone is blurred the same (the kernel reaches the same radius).
+    torch.testing.assert_close(gaussian_blur(x[1:2], torch.tensor([1.0])), blurred[1:2], atol=1e-6, rtol=0)
+    solarized = distort_colors(x, torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0, 1.0]] * 3))
+    torch.testing.assert_close(solarized, torch.where(x >= 0.5, 1 - x, x))
+    assert solarized.max() <= 0.5
 
 
 def test_colored_views_are_the_same_on_the_streaming_and_memory_paths():
@@ -149,7 +173,8 @@ def test_colored_views_are_the_same_on_the_streaming_and_memory_paths():
 
     gen = torch.Generator().manual_seed(1)
     images = torch.randint(0, 256, (2, 3, 16, 16), generator=gen, dtype=torch.uint8)
-    maker = ViewMaker(ViewsConfig(global_views=1, global_scale=(1.0, 1.0), color=ColorConfig(jitter=1.0, grayscale=0.5)),
+    maker = ViewMaker(ViewsConfig(global_views=1, global_scale=(1.0, 1.0),
+                                  color=ColorConfig(jitter=1.0, grayscale=0.5, blur=0.5, solarize=0.3)),
                       (16, 16), patch_size=4, hflip=False)
     batched = maker.apply(images, maker.boxes(16, 16, seed=0, step=2, indices=[4, 9]))["global"][0]
     for row, index in enumerate([4, 9]):
@@ -182,10 +207,12 @@ def test_memory_batches_are_the_same_with_planner_processes(tmp_path, monkeypatc
 
 
 CASES = [("sigreg", None, False), ("ema", "{global_views: 1, local_views: 2, local_size: 8}", True),
-         ("sigreg", "{global_views: 1, local_views: 2, local_size: 8, color: {jitter: 0.8, grayscale: 0.2}}", True)]
+         ("sigreg", "{global_views: 1, local_views: 2, local_size: 8, color: {jitter: 0.8, grayscale: 0.2}}", True),
+         ("lejepa", "{global_views: 2, local_views: 2, local_size: 8, color: {jitter: 0.8, grayscale: 0.2}}", True)]
 
 
-@pytest.mark.parametrize("objective, views, memory", CASES, ids=["sigreg", "ema-views-memory", "sigreg-color-views-memory"])
+@pytest.mark.parametrize("objective, views, memory", CASES,
+                         ids=["sigreg", "ema-views-memory", "sigreg-color-views-memory", "lejepa-color-views-memory"])
 def test_resume_is_bit_exact_for_objectives_views_and_the_memory_cache(tmp_path, monkeypatch, objective, views, memory):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     extra = ["--model.objective", objective, "--data.memory_cache", str(memory).lower(), "--probe.enabled", "false"]

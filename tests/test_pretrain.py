@@ -42,6 +42,11 @@ def test_pretrain_writes_the_run_directory(tmp_path, capsys):
     assert summary["wall_time_s"] > 0 and summary["config_hash"] and "torch" in summary["versions"]
     out = capsys.readouterr().out
     assert f"run written to {run}" in out and "at step 0 (random weights)" in out
+    # Collapse is reported: the held-out RankMe of the features, out of the most it can be.
+    probe = summary["probe"]
+    assert 1 <= probe["final_rankme"] <= probe["rankme_max"] == 32 and probe["step0_rankme"] > 0
+    assert out.strip().splitlines()[-1].startswith(
+        f"held-out RankMe: {probe['step0_rankme']:.1f} at step 0 -> {probe['final_rankme']:.1f} of 32 at step 4")
     # The checkpoint holds only plain types: it loads without unpickling arbitrary objects.
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert ckpt["global_step"] == 4 and ckpt["hyper_parameters"]["encoder"]["width"] == 32

@@ -162,3 +162,23 @@ def test_compiled_module_matches_eager():
         torch.testing.assert_close(loss_a, loss_b, rtol=1e-4, atol=1e-5)
         for a, b in zip(grads_a, grads_b):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_a_collapse_is_warned_once_in_one_line_naming_the_likely_cause(capsys):
+    from types import SimpleNamespace
+
+    from jepa.train.probe_eval import ProbeEvaluation
+
+    probe = ProbeEvaluation(collapse_after=2)
+    module = SimpleNamespace(objective=SimpleNamespace(name="sigreg"))
+    rows = [(0, 2.0), (100, 30.0), (200, 9.0), (300, 8.0), (400, 7.0)]  # the floor is 12.8 of 128
+    warned = []
+    for step, rank in rows:
+        probe.history.append({"step": step, "rankme": rank, "rankme_max": 128})
+        probe._check_collapse(probe.history[-1], module, report=True)
+        warned.append(capsys.readouterr().err)
+    # Step 0 (random weights) never counts; two trained evaluations in a row below the floor do, once.
+    assert [bool(w) for w in warned] == [False, False, False, True, False]
+    (line,) = warned[3].strip().splitlines()
+    assert line.startswith("warning: the encoder's features are collapsing: held-out RankMe 8.0 of 128 (step 0: 2.0) "
+                           "at step 300, below a tenth for 2 evaluation(s) in a row; likely cause: SIGReg acts on")

@@ -31,7 +31,7 @@ class ViewsConfig:
         global_scale: area range of the global crops.
         local_scale: area range of the local crops.
         local_size: side of the local crops in pixels (a multiple of the patch size).
-        color: colour jitter and grayscale of the extra views (off by default); the masked image
+        color: colour jitter, grayscale, blur and solarize of the extra views (off by default); the masked image
             keeps its colours.
     """
 
@@ -59,7 +59,10 @@ class ViewMaker:
         if cfg.local_views and cfg.local_size % patch_size:
             raise JEPAError(f"data.views.local_size {cfg.local_size} is not a multiple of the patch size {patch_size}")
         c = cfg.color
-        for name in ("jitter", "grayscale"):
+        lo, hi = c.blur_sigma
+        if not 0 < lo <= hi:
+            raise JEPAError(f"data.views.color.blur_sigma must satisfy 0 < low <= high (pixels), got {c.blur_sigma}")
+        for name in ("jitter", "grayscale", "blur", "solarize"):
             if not 0 <= getattr(c, name) <= 1:
                 raise JEPAError(f"data.views.color.{name} is a probability, got {getattr(c, name)}")
         for name in ("brightness", "contrast", "saturation"):

@@ -30,7 +30,7 @@ def epps_pulley(x: torch.Tensor, knots: int = 17, t_max: float = 5.0) -> torch.T
 
 
 def sigreg(embeddings: torch.Tensor, num_slices: int = 256, generator: torch.Generator | None = None,
-           knots: int = 17) -> torch.Tensor:
+           knots: int = 17, t_max: float = 5.0) -> torch.Tensor:
     """Mean Epps-Pulley statistic of ``embeddings`` [N, D] over ``num_slices`` random unit directions.
 
     The directions are drawn from ``generator`` (seed it with the step for a reproducible, resumable
@@ -44,4 +44,4 @@ def sigreg(embeddings: torch.Tensor, num_slices: int = 256, generator: torch.Gen
     directions = (directions / directions.norm(dim=0, keepdim=True)).to(embeddings.device)
     # In fp32 under bf16 autocast too: the characteristic function needs the projections' tails.
     with torch.autocast(embeddings.device.type, enabled=False):
-        return epps_pulley(embeddings.float() @ directions, knots=knots).mean()
+        return epps_pulley(embeddings.float() @ directions, knots=knots, t_max=t_max).mean()

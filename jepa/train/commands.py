@@ -42,7 +42,7 @@ run when its data holds videos. Stops cleanly on SIGTERM/SIGUSR1/Ctrl-C and resu
 config keys (--GROUP.KEY VALUE on the command line, a mapping in the YAML):
   model.encoder.*       size, patch_size, width, depth, heads, tubelet_size, pos (sincos|rope), drop_path
   model.predictor.*     width, depth, heads
-  model.objective       ema (EMA target; default), sigreg or vicreg, with settings: {{name: sigreg, weight: 0.1}}
+  model.objective       ema (EMA target; default), sigreg, vicreg or lejepa (views), with settings: {{name: sigreg, weight: 0.1}}
   model.optim.*         lr, start_lr, final_lr, warmup_steps, weight_decay, final_weight_decay, betas
   model.*               compile, activation_checkpointing, views_weight, motion_weight, monitor_every_n_steps
   data.*                train, val (DATA specs: a folder, shards 'x-{{000000..000009}}.tar', a video list,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 import copy
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -22,7 +22,8 @@ from ..models.predictor import Predictor, PredictorConfig
 from ..models.vit import EncoderConfig, VisionTransformer, gather_tokens, layer_normed
 from ..objectives import RegressionLoss, jepa_regression_loss, motion_weights, weighted_regression_loss
 from .checkpointing import check_same_architecture
-from .objective import ObjectiveSpec, build_objective
+from .objective import JEPAOutput, ObjectiveSpec, build_objective
+from .objective.base import MaskGroup
 from .optim import decay_groups
 from .schedules import cosine, warmup_cosine
 
@@ -52,26 +53,10 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
 
 
-@dataclass
-class JEPAOutput:
-    loss: torch.Tensor
-    features: torch.Tensor  # average-pooled tokens of the evaluated encoder, no gradient
-    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # parts of the loss
-
-
-def _split_pooled(encode: Any, views: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Pooled embeddings of each view tensor [B, C, (T,) H, W] (all of one size), from one ``encode`` call."""
-    if not views:
-        return []
-    return list(encode(torch.cat(views)).mean(dim=1).chunk(len(views)))
-
-
 # Distinct names of skipped inputs and short videos kept (and checkpointed): enough to count the
 # broken files of a real dataset, bounded for one where almost every video is short.
 MAX_NAMED = 10_000
 
-# A mask group: context token indices [B, K] and target token indices [B, M, T].
-MaskGroup = tuple[torch.Tensor, torch.Tensor]
 
 
 class PretrainModule(pl.LightningModule):
@@ -94,8 +79,9 @@ class PretrainModule(pl.LightningModule):
         loss: ``smooth_l1`` (I-JEPA), ``l1`` (V-JEPA) or ``l2``; None: the paper's for the data
             (smooth_l1 for images, l1 for clips).
         optim: optimizer and schedules.
-        objective: what prevents collapse: ``ema`` (I-JEPA's EMA target encoder), ``sigreg``
-            (LeJEPA) or ``vicreg``, as a name or a mapping ``{name: sigreg, weight: 0.05, ...}``
+        objective: what is trained and what prevents collapse: ``ema`` (I-JEPA's EMA target
+            encoder), ``sigreg`` (SIGReg on masked prediction), ``vicreg``, or ``lejepa`` (LeJEPA's
+            views, projections and SIGReg; needs ``data.views``), as a name or a mapping ``{name: sigreg, weight: 0.05, ...}``
             with that objective's settings (``jepa.train.objective``).
         probe_lr: learning rate of the online linear probe (not scheduled, no weight decay).
         views_weight: weight of the cross-view term when the data has multi-view inputs: every view's
@@ -142,6 +128,8 @@ class PretrainModule(pl.LightningModule):
         # Its modules are this module's children under plain names (target_encoder.*, projector.*).
         for name, module in self.objective.modules(self.encoder).items():
             self.add_module(name, module)
+        if not self.objective.uses_predictor:
+            self.predictor.requires_grad_(False)
         self.probe = (
             nn.Sequential(nn.BatchNorm1d(self.encoder.embed_dim, affine=False), nn.Linear(self.encoder.embed_dim, num_classes))
             if num_classes
@@ -244,56 +232,32 @@ class PretrainModule(pl.LightningModule):
     # ----------------------------------------------------------------- steps
     def jepa_loss(self, inputs: torch.Tensor, masks: list[MaskGroup], step: int = 0,
                   views: dict[str, list[torch.Tensor]] | None = None) -> JEPAOutput:
-        """Predicts the layer-normed target tokens of each mask group's targets from its context
-        (and, with ``views``, every view's embedding from the others); the objective adds what keeps
-        the representations from collapsing. The groups' prediction losses are averaged."""
+        """The training loss of one batch: the objective decides what is predicted from what (masked
+        tokens, other views) and what keeps the representations from collapsing
+        (``Objective.training_loss``)."""
+        return self.objective.training_loss(self, inputs, masks, step, views)
+
+    def masked_prediction(self, inputs: torch.Tensor, targets: torch.Tensor,
+                          masks: list[MaskGroup]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Predicts the layer-normed ``targets`` [B, N, D] (tokens of the full inputs) at each mask
+        group's target positions from its context. Returns the prediction loss, averaged over the
+        groups, and each group's context tokens."""
         grid = self.encoder.token_grid(inputs)
-        h = self.objective.target_tokens(self, inputs)
-        embeddings = h.mean(dim=1)
         weights = None
         if self.motion_weight > 0 and inputs.dim() == 5:
             weights = motion_weights(inputs, self.encoder.tubelet_size, self.encoder.patch_size, self.motion_weight)
         losses, contexts = [], []
         for ctx_idx, tgt_idx in masks:
-            targets = layer_normed(gather_tokens(h, tgt_idx))
+            wanted = layer_normed(gather_tokens(targets, tgt_idx))
             z = self.encoder(inputs, keep=ctx_idx)
             pred = self.predictor(z, ctx_idx, tgt_idx, grid)
             if weights is None:
-                losses.append(jepa_regression_loss(pred, targets, self.loss_kind))
+                losses.append(jepa_regression_loss(pred, wanted, self.loss_kind))
             else:
                 w = gather_tokens(weights.unsqueeze(-1), tgt_idx)[..., 0]
-                losses.append(weighted_regression_loss(pred, targets, w, self.loss_kind))
+                losses.append(weighted_regression_loss(pred, wanted, w, self.loss_kind))
             contexts.append(z)
-        prediction = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
-        # The regulariser needs embeddings with a gradient: the full inputs' when the targets carry
-        # one, else the context encoder's (sigreg/vicreg with stop-gradient targets; ema ignores them).
-        regularized = [embeddings] if embeddings.requires_grad else [z.mean(dim=1) for z in contexts]
-        logs: dict[str, torch.Tensor] = {}
-        if views and (views.get("global") or views.get("local")):
-            cross, online = self.cross_view_loss(embeddings, views)
-            logs["train/prediction"], logs["train/views"] = prediction.detach(), cross.detach()
-            prediction = prediction + self.views_weight * cross
-            regularized += online
-        out = self.objective.loss(self, prediction, regularized, step)
-        if out.logs:
-            logs = {"train/prediction": prediction.detach(), **logs, **out.logs}
-        return JEPAOutput(out.loss, embeddings.detach(), logs)
-
-    def cross_view_loss(self, main: torch.Tensor, views: dict[str, list[torch.Tensor]]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """LeJEPA's view prediction: each extra view's pooled online embedding regresses onto the
-        mean of the global views' pooled target embeddings (the masked image is a global view).
-        Returns the loss and the online embeddings (the objective regularises them too)."""
-        online_targets = self.objective.evaluated == "encoder"  # targets come from the online encoder
-        g, loc = views.get("global", []), views.get("local", [])
-        # Views of one size go through the encoder together: one call with a bigger batch.
-        global_targets = _split_pooled(lambda x: self.objective.target_tokens(self, x), g)
-        centre = torch.stack([main, *global_targets]).mean(0)
-        online = global_targets if online_targets else _split_pooled(self.encoder, g)
-        online = [*online, *_split_pooled(self.encoder, loc)]
-        project = self.projector if hasattr(self, "projector") else nn.Identity()
-        goal = project(centre)
-        loss = torch.stack([F.mse_loss(project(e), goal) for e in online]).mean()
-        return loss, online
+        return (losses[0] if len(losses) == 1 else torch.stack(losses).mean()), contexts
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         lr, wd = self.apply_schedules(self.optimizers().optimizer, self.global_step, self.max_steps)

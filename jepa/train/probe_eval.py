@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from typing import Any
 
@@ -31,20 +32,40 @@ def no_labels_reason(trainer: pl.Trainer) -> str:
     return "the training data has no labels"
 
 
+# What usually makes each objective's features collapse (the warning names it).
+COLLAPSE_CAUSES = {
+    "ema": "the EMA target drifts towards what is easy to predict (a momentum too low or a learning rate too "
+           "high for the data; I-JEPA at small budgets)",
+    "sigreg": "SIGReg acts on a projection of pooled tokens, not on what the prediction uses: the projector "
+              "alone can satisfy it (try model.objective lejepa with data.views)",
+    "vicreg": "the variance and covariance terms act on a projection of pooled tokens, not on what the prediction "
+              "uses: the projector alone can satisfy them",
+    "lejepa": "SIGReg's weight is too small for the data (model.objective.weight) or the views are too alike to "
+              "teach anything (data.views)",
+}
+
+
 class ProbeEvaluation(pl.Callback):
     """Fits a linear probe on average-pooled target-encoder features at step 0, every
     ``every_n_steps`` and at the end; logs ``probe/linear_acc``, ``probe/online_acc``, ``probe/rankme``.
+
+    Collapse is reported, not left to be discovered: when the held-out RankMe of a trained encoder
+    (past step 0) is below a tenth of min(width, held-out samples) for ``collapse_after``
+    evaluations in a row, the run warns once, in one line.
 
     Args:
         every_n_steps: evaluation period in optimizer steps (0: only at the start and the end).
         epochs: epochs of the probe's training on the cached features.
         enabled: turn probe evaluation off.
+        collapse_after: evaluations in a row below the RankMe floor before the warning (0: never warn).
     """
 
-    def __init__(self, every_n_steps: int = 0, epochs: int = 50, enabled: bool = True) -> None:
+    def __init__(self, every_n_steps: int = 0, epochs: int = 50, enabled: bool = True, collapse_after: int = 1) -> None:
         self.every_n_steps = every_n_steps
         self.epochs = epochs
         self.enabled = enabled
+        self.collapse_after = collapse_after
+        self._warned = False
         self.history: list[dict[str, float]] = []
         self.skipped_reason: str | None = None
         self._loaders: tuple[DataLoader, DataLoader] | None = None
@@ -118,17 +139,39 @@ class ProbeEvaluation(pl.Callback):
             "linear_acc": result.val_acc,
             "online_acc": online_acc,
             "rankme": rankme(val_x).item(),
+            # The most RankMe can be: the features' width or the number of held-out samples.
+            "rankme_max": min(val_x.shape[1], val_x.shape[0]),
             "seconds": time.perf_counter() - t0,
         }
         self.history.append(record)
+        self._check_collapse(record, module, trainer.is_global_zero)
         if trainer.is_global_zero:
             # Straight to the loggers: Lightning refuses self.log() in on_train_start/on_train_end.
-            metrics = {f"probe/{k}": float(v) for k, v in record.items() if k not in ("step", "seconds")}
+            metrics = {f"probe/{k}": float(v) for k, v in record.items() if k not in ("step", "seconds", "rankme_max")}
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
             log.info("probe at step %d: linear %.1f%%, online %.1f%% (held-out)",
                      record["step"], 100 * result.val_acc, 100 * online_acc)
         return record
+
+    def _check_collapse(self, record: dict[str, float], module: pl.LightningModule, report: bool) -> None:
+        low = 0  # trained evaluations in a row below the floor, counted from the history (it survives a resume)
+        for past in reversed(self.history):
+            if past["step"] == 0 or past["rankme"] >= 0.1 * past.get("rankme_max", record["rankme_max"]):
+                break  # step 0 has random weights: the baseline, not a collapse
+            low += 1
+        if self._warned or not self.collapse_after or low < self.collapse_after:
+            return
+        self._warned = True
+        if report:
+            objective = getattr(getattr(module, "objective", None), "name", "")
+            cause = COLLAPSE_CAUSES.get(objective, "the objective lets the encoder's features concentrate in a few "
+                                                   "directions")
+            first = self.history[0]
+            start = f" (step 0: {first['rankme']:.1f})" if first["step"] == 0 else ""
+            print(f"warning: the encoder's features are collapsing: held-out RankMe {record['rankme']:.1f} of "
+                  f"{record['rankme_max']}{start} at step {record['step']}, below a tenth for {low} "
+                  f"evaluation(s) in a row; likely cause: {cause}", file=sys.stderr, flush=True)
 
     def _last_step(self) -> int | None:
         return self.history[-1]["step"] if self.history else None
@@ -159,6 +202,9 @@ class ProbeEvaluation(pl.Callback):
             "step0_linear_acc": first["linear_acc"] if first["step"] == 0 else None,
             "final_linear_acc": last["linear_acc"],
             "final_online_acc": last["online_acc"],
+            "step0_rankme": first["rankme"] if first["step"] == 0 else None,
+            "final_rankme": last["rankme"],
+            "rankme_max": last.get("rankme_max"),
             "final_step": last["step"],
             "history": self.history,
         }

@@ -139,6 +139,9 @@ def print_outcome(cli: PretrainCLI, run_dir: str) -> None:
             f"linear-probe accuracy on held-out data: {start} -> {100 * probe['final_linear_acc']:.1f}% "
             f"at step {probe['final_step']}"
         )
+        rank0 = probe.get("step0_rankme")
+        lines.append(f"held-out RankMe: {f'{rank0:.1f} at step 0 -> ' if rank0 is not None else ''}"
+                     f"{probe['final_rankme']:.1f} of {probe['rankme_max']} at step {probe['final_step']}")
     else:
         lines.append(f"probe evaluation skipped: {probe.get('skipped', 'no probe')}")
     print("\n".join(lines), file=sys.stdout, flush=True)

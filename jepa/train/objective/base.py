@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...errors import JEPAError
@@ -20,6 +21,28 @@ OBJECTIVES: dict[str, type[Objective]] = {}
 def register(cls: type[Objective]) -> type[Objective]:
     OBJECTIVES[cls.name] = cls
     return cls
+
+
+@dataclasses.dataclass
+class JEPAOutput:
+    """One batch's training loss, the pooled features the online probe reads and the loss's parts."""
+
+    loss: torch.Tensor
+    features: torch.Tensor  # average-pooled tokens of the evaluated encoder, no gradient
+    logs: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)  # parts of the loss
+
+
+# A mask group: context token indices [B, K] and target token indices [B, M, T].
+MaskGroup = tuple[torch.Tensor, torch.Tensor]
+Views = dict[str, list[torch.Tensor]]  # {"global": [B, C, H, W] tensors, "local": [...]}
+
+
+def pooled_views(encode: Any, views: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Pooled embeddings [B, D] of each view tensor [B, C, (T,) H, W] (all of one size), from one
+    ``encode`` call over their concatenation (a bigger batch, not one call per view)."""
+    if not views:
+        return []
+    return list(encode(torch.cat(views)).mean(dim=1).chunk(len(views)))
 
 
 @dataclasses.dataclass
@@ -56,6 +79,12 @@ class Objective:
 
     frozen: ClassVar[tuple[str, ...]] = ()
 
+    @property
+    def uses_predictor(self) -> bool:
+        """Whether the loss reaches the predictor; when it does not, the predictor is frozen (an
+        untouched parameter would stop DDP's gradient reduction)."""
+        return True
+
     def modules_of(self, owner: nn.Module) -> dict[str, nn.Module]:
         """The modules ``modules()`` built, as registered on ``owner``."""
         return {name: getattr(owner, name) for name, _ in owner.named_children() if name in self._names}
@@ -68,6 +97,46 @@ class Objective:
              step: int) -> ObjectiveOutput:
         """The total loss from the prediction loss and the pooled ``embeddings`` [B, D] of each view."""
         raise NotImplementedError
+
+    def training_loss(self, owner: nn.Module, inputs: torch.Tensor, masks: list[MaskGroup], step: int,
+                      views: Views | None = None) -> JEPAOutput:
+        """One batch's loss (``PretrainModule.jepa_loss``). This one is I-JEPA's and V-JEPA's: the
+        masked target tokens of the full inputs are predicted from each mask group's context
+        (``owner.masked_prediction``); with ``views``, every extra view's embedding predicts the
+        global views' too (``view_loss``); then ``loss`` adds what keeps the representations from
+        collapsing. An objective that trains on something else overrides this."""
+        h = self.target_tokens(owner, inputs)
+        embeddings = h.mean(dim=1)
+        prediction, contexts = owner.masked_prediction(inputs, h, masks)
+        # The regulariser needs embeddings with a gradient: the full inputs' when the targets carry
+        # one, else the context encoder's (sigreg/vicreg with stop-gradient targets; ema ignores them).
+        regularized = [embeddings] if embeddings.requires_grad else [z.mean(dim=1) for z in contexts]
+        logs: dict[str, torch.Tensor] = {}
+        if views and (views.get("global") or views.get("local")):
+            cross, online = self.view_loss(owner, embeddings, views)
+            logs["train/prediction"], logs["train/views"] = prediction.detach(), cross.detach()
+            prediction = prediction + owner.views_weight * cross
+            regularized += online
+        out = self.loss(owner, prediction, regularized, step)
+        if out.logs:
+            logs = {"train/prediction": prediction.detach(), **logs, **out.logs}
+        return JEPAOutput(out.loss, embeddings.detach(), logs)
+
+    def view_loss(self, owner: nn.Module, main: torch.Tensor, views: Views) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Cross-view prediction: each extra view's pooled online embedding regresses onto the mean
+        of the global views' pooled target embeddings (the masked image ``main`` is a global view),
+        through the projector when the objective has one. Returns the loss and the online
+        embeddings (the objective regularises them too)."""
+        online_targets = self.evaluated == "encoder"  # targets come from the online encoder
+        g, loc = views.get("global", []), views.get("local", [])
+        global_targets = pooled_views(lambda x: self.target_tokens(owner, x), g)
+        centre = torch.stack([main, *global_targets]).mean(0)
+        online = global_targets if online_targets else pooled_views(owner.encoder, g)
+        online = [*online, *pooled_views(owner.encoder, loc)]
+        project = owner.projector if "projector" in self._names else nn.Identity()
+        goal = project(centre)
+        loss = torch.stack([F.mse_loss(project(e), goal) for e in online]).mean()
+        return loss, online
 
     def after_optimizer_step(self, owner: nn.Module, step: int, total_steps: int) -> None:
         """Runs after optimizer step ``step`` of ``total_steps`` (the EMA update)."""
@@ -97,9 +166,12 @@ class OnlineTargets(Objective):
         return owner.encoder(images)
 
 
-def _owner_of(key: str) -> str | None:
-    owners = [n for n, cls in OBJECTIVES.items() if key in {f.name for f in dataclasses.fields(cls.Settings)}]
-    return owners[0] if owners else None
+def _owners_of(key: str) -> str | None:
+    """The objectives that have setting ``key``, as "a", "a and b" or "a, b and c"."""
+    owners = sorted(n for n, cls in OBJECTIVES.items() if key in {f.name for f in dataclasses.fields(cls.Settings)})
+    if not owners:
+        return None
+    return owners[0] if len(owners) == 1 else f"{', '.join(owners[:-1])} and {owners[-1]}"
 
 
 def build_objective(spec: ObjectiveSpec) -> Objective:
@@ -112,7 +184,7 @@ def build_objective(spec: ObjectiveSpec) -> Objective:
     known = {f.name for f in dataclasses.fields(cls.Settings)}
     for key in settings:
         if key not in known:
-            owner = _owner_of(key)
+            owner = _owners_of(key)
             where = f"it is a setting of {owner}" if owner else "no objective has it"
             raise JEPAError(f"model.objective.{key} is not a setting of {name} ({where}); {name}'s settings: "
                             f"{', '.join(sorted(known)) or 'none'}")
