@@ -97,16 +97,28 @@ def export_main(argv: list[str]) -> int:
     return 0
 
 
+LABELLED_SETS = ("digits", "pusht-angles")  # jepa.labelled_sets.SETS (not imported: it loads the data stack)
+SRC_HELP = {"images": "a folder of images (class subfolders give labels)",
+            "videos": "a folder of videos or a 'path label' list (.csv/.txt)",
+            "episodes": "a folder of episodes or episode shards (a .tar brace pattern)"}
+
+
 def shards_parser() -> argparse.ArgumentParser:
     parser = new_parser("jepa shards", "Write webdataset shards (original bytes; labels from class folders; "
                         "classes.txt beside them), atomically, and read every shard back to check it.",
                         [COMMANDS["shards"][3], "jepa shards videos clips.csv --out 'shards/clips-%06d.tar'",
                          "jepa shards episodes episodes/ --out 'shards/episodes-%06d.tar'"])
-    parser.add_argument("kind", choices=("images", "videos", "episodes"), metavar="{images,videos,episodes}",
-                        help="what SRC holds")
-    parser.add_argument("src", help="images: a folder (class subfolders give labels); videos: a folder or a "
-                        "'path label' list (.csv/.txt); episodes: a folder or episode shards (a .tar brace pattern)")
-    add_output(parser, "OUT_PATTERN", "shard paths with one printf number, e.g. out/train-%%06d.tar")
+    parser.add_argument("kind", choices=("images", "videos", "episodes", *LABELLED_SETS),
+                        metavar="{images,videos,episodes,digits,pusht-angles}",
+                        help="what SRC holds; digits and pusht-angles write a labelled set no recipe is tuned on "
+                        "(train and test shards in the folder --out)")
+    parser.add_argument("src", nargs="?", default=None,
+                        help="images: a folder (class subfolders give labels); videos: a folder or a "
+                        "'path label' list (.csv/.txt); episodes: a folder or episode shards (a .tar brace pattern); "
+                        "pusht-angles: Push-T episode shards; digits: none (scikit-learn's scans)")
+    add_output(parser, "OUT_PATTERN", "shard paths with one printf number, e.g. out/train-%%06d.tar "
+               "(digits, pusht-angles: a folder)")
+    parser.add_argument("--every", type=int, default=4, help="pusht-angles: keep every k-th frame")
     parser.add_argument("--max-count", type=int, default=10_000, help="most samples in a shard")
     parser.add_argument("--max-size", default="1GB", help="most bytes in a shard: 500MB, 2GiB, ...")
     parser.add_argument("--overwrite", action="store_true", help="replace shards already matching OUT_PATTERN")
@@ -116,11 +128,22 @@ def shards_parser() -> argparse.ArgumentParser:
 
 def shards_main(argv: list[str]) -> int:
     args = parse(shards_parser(), argv)
+    if args.kind == "digits" and args.src is not None:  # before the output: SRC was probably meant as the folder
+        raise JEPAError("jepa shards digits takes no SRC (the scans ship with scikit-learn): give --out DIR")
     out = output_of(args, "jepa shards", "OUT_PATTERN")
     import warnings
 
     from .data import shard_writer
 
+    if args.kind in LABELLED_SETS:
+        from .labelled_sets import write_labelled_set
+
+        reports = write_labelled_set(args.kind, out, args.src, args.every, args.overwrite)
+        for split, report in reports.items():
+            print(f"{split}: {report.summary()}")
+        return 0
+    if args.src is None:
+        raise JEPAError(f"jepa shards {args.kind} needs SRC: {SRC_HELP[args.kind]}")
     write = {"images": shard_writer.write_image_shards, "videos": shard_writer.write_video_shards,
              "episodes": shard_writer.write_episode_shards}[args.kind]
     with warnings.catch_warnings():
