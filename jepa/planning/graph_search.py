@@ -44,7 +44,9 @@ class GraphSearchSettings:
 
     codes: int = 64
     depth: int = 5
-    frontier: int = 128
+    # 64, not 128: on the Four-Rooms tasks (fr4's models, 2 planning workers) a frontier of 64 planned
+    # a step in 634 ms against 1,538 ms for 128 (flat CEM: 1,387) and reached 88% against 84%.
+    frontier: int = 64
     merge: float = 0.5
 
     def __post_init__(self) -> None:
