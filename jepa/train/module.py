@@ -58,7 +58,6 @@ class OptimConfig:
 MAX_NAMED = 10_000
 
 
-
 class PretrainModule(pl.LightningModule):
     """JEPA pretraining: masked prediction in representation space, of images (I-JEPA) or clips
     (V-JEPA).
