@@ -88,15 +88,17 @@ def distort_colors(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     with values in [0, 1]."""
     p = params.to(x.device, x.dtype)
     b, c, s, gray = p[:, :4].view(-1, 4, 1, 1, 1).unbind(1)
+    # Whether to blur or solarize, and how wide a kernel, are read from ``params`` where they were
+    # drawn (the CPU): reading them from a GPU copy would make the host wait for the GPU every step.
     x = (x * b).clamp(0, 1)
     mean = _gray(x).mean(dim=(2, 3), keepdim=True)
     x = ((x - mean) * c + mean).clamp(0, 1)
     g = _gray(x)
     x = ((x - g) * s + g).clamp(0, 1)
     x = torch.where(gray > 0, _gray(x).expand_as(x), x)
-    if p.shape[1] > 4:
-        if bool((p[:, 4] > 0).any()):
-            x = gaussian_blur(x, p[:, 4])
+    if params.shape[1] > 4 and bool((params[:, 4] > 0).any()):
+        x = gaussian_blur(x, params[:, 4])
+    if params.shape[1] > 4 and bool((params[:, 5] > 0).any()):
         x = torch.where(p[:, 5].view(-1, 1, 1, 1) > 0, torch.where(x >= 0.5, 1 - x, x), x)
     return x
 
@@ -107,6 +109,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     whole batch. Each kernel reaches 3 sigma, within the image."""
     bsz, ch, h, w = x.shape
     radius = max(1, min(int(math.ceil(3 * float(sigma.max()))), (min(h, w) - 1) // 2))
+    sigma = sigma.to(x.device)
     offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     s = sigma.to(x.dtype).clamp_min(1e-6)[:, None]
     # Each image's kernel stops at its own 3 sigma: the same blur whatever else is in the batch.
