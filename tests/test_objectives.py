@@ -136,7 +136,8 @@ def test_each_objective_trains_without_collapse_and_exports_its_encoder(tmp_path
 
     exported = load_file(str(tmp_path / "export" / "model.safetensors"))
     assert torch.equal(exported["blocks.0.attn.qkv.weight"], ckpt["state_dict"][prefix + "blocks.0.attn.qkv.weight"])
-    assert ("projector.0.weight" in ckpt["state_dict"]) == (objective != "ema")
+    # vicreg regularises the target tokens themselves (no projector) unless told regularize: pooled
+    assert ("projector.0.weight" in ckpt["state_dict"]) == (objective in ("sigreg", "lejepa"))
     if objective != "ema":
         result = run_cli("export", str(run / "checkpoints" / "last.ckpt"), str(tmp_path / "t"), "--which", "target")
         assert result.returncode == 2 and "use --which context" in result.stderr
@@ -148,7 +149,8 @@ def test_a_budget_fixes_max_steps_once_records_it_and_a_resume_keeps_it(tmp_path
     import yaml
 
     cfg = write_tiny_config(tmp_path, steps=1, extra="")
-    stop = "  callbacks:\n    - class_path: helpers.StopAt\n      init_args: {step: 40}\n"
+    # Stopped after max_steps is fixed (100 timed steps at most), so the checkpoint carries it.
+    stop = "  callbacks:\n    - class_path: helpers.StopAt\n      init_args: {step: 120}\n"
     cfg.write_text(cfg.read_text().replace("  enable_model_summary: false\n", "  enable_model_summary: false\n" + stop))
     t0 = time.monotonic()
     first = run_cli("pretrain", "--config", str(cfg), "--budget", "40s", "--probe.enabled", "false")
@@ -157,7 +159,7 @@ def test_a_budget_fixes_max_steps_once_records_it_and_a_resume_keeps_it(tmp_path
     run = tmp_path / "run"
     budget = json.loads((run / "summary.json").read_text())["budget"]
     fixed = budget["max_steps"]
-    assert fixed > 40 and budget["step_s"] > 0 and budget["budget_s"] == 40
+    assert fixed > 120 and budget["step_s"] > 0 and budget["budget_s"] == 40
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"] == fixed
     # The resumed run takes max_steps from the checkpoint (no new timing), so its schedules are the
     # ones the first part ran with, and it goes on to that step.
@@ -194,3 +196,33 @@ def test_the_projector_cannot_hide_a_collapsed_encoder(name):
             assert sigreg(out, 64, gen()) > 0.9 * sigreg(torch.zeros_like(out), 64, gen())
         else:
             assert variance_loss(out) > 0.98  # 0.99 for no spread at all (the eps in the std)
+
+
+def test_token_regularisers_test_each_position_across_the_batch():
+    # Tokens that encode only their position (every image alike at each position) are collapsed,
+    # however far apart the positions lie.
+    torch.manual_seed(0)
+    per_position = torch.randn(1, 8, 16).expand(256, 8, 16)
+    healthy = torch.randn(256, 8, 16)
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert sigreg(per_position, 64, gen()) > 50 * sigreg(healthy, 64, gen())
+    assert variance_loss(per_position) > 0.98 and variance_loss(healthy) < 0.1
+    # [N, P, D]: the mean over positions of each position's own statistic
+    assert torch.allclose(covariance_loss(healthy), torch.stack([covariance_loss(healthy[:, p]) for p in range(8)]).mean())
+
+
+@pytest.mark.parametrize("name", ["sigreg", "vicreg"])
+def test_regularize_tokens_hands_the_target_tokens_to_the_regulariser(name):
+    objective = build_objective({"name": name, "regularize": "tokens", "positions": 3})
+    head = objective.modules(_TinyEncoder())["projector"]
+    assert isinstance(head, torch.nn.Identity)  # nothing between the tokens and the regulariser
+    tokens = torch.randn(4, 10, 32, requires_grad=True)
+    first, again, other = (objective.regularized(tokens, [], s)[0] for s in (7, 7, 8))
+    assert first.shape == (4, 3, 32) and torch.equal(first, again)  # seeded by the step: resume repeats it
+    assert not torch.equal(first, other)
+    pooled = build_objective({"name": name, "regularize": "pooled"})
+    assert pooled.regularized(tokens, [], 7)[0].shape == (4, 32)
+
+
+class _TinyEncoder:
+    embed_dim = 32

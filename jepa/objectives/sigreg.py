@@ -31,17 +31,22 @@ def epps_pulley(x: torch.Tensor, knots: int = 17, t_max: float = 5.0) -> torch.T
 
 def sigreg(embeddings: torch.Tensor, num_slices: int = 256, generator: torch.Generator | None = None,
            knots: int = 17, t_max: float = 5.0) -> torch.Tensor:
-    """Mean Epps-Pulley statistic of ``embeddings`` [N, D] over ``num_slices`` random unit directions.
+    """Mean Epps-Pulley statistic of ``embeddings`` over ``num_slices`` random unit directions.
 
-    The directions are drawn from ``generator`` (seed it with the step for a reproducible, resumable
-    run) on the generator's device and moved to the embeddings' device (a no-op when they agree).
+    ``embeddings`` is [N, D] (N samples), or [N, P, D]: P groups (token positions) tested each on
+    its own across the N samples, on the same directions, so that no group can borrow spread from
+    another (a token that only encodes its position is a collapsed token however the positions
+    spread). The directions are drawn from ``generator`` (seed it with the step for a reproducible,
+    resumable run) on the generator's device and moved to the embeddings' device (a no-op when they
+    agree).
     """
-    if embeddings.dim() != 2:
-        raise ValueError(f"sigreg expects embeddings [N, D], got shape {tuple(embeddings.shape)}")
-    d = embeddings.shape[1]
+    if embeddings.dim() not in (2, 3):
+        raise ValueError(f"sigreg expects embeddings [N, D] or [N, P, D], got shape {tuple(embeddings.shape)}")
+    d = embeddings.shape[-1]
     where = generator.device if generator is not None else embeddings.device
     directions = torch.randn(d, num_slices, generator=generator, device=where)
     directions = (directions / directions.norm(dim=0, keepdim=True)).to(embeddings.device)
     # In fp32 under bf16 autocast too: the characteristic function needs the projections' tails.
     with torch.autocast(embeddings.device.type, enabled=False):
-        return epps_pulley(embeddings.float() @ directions, knots=knots, t_max=t_max).mean()
+        projected = embeddings.float() @ directions  # [N, S] or [N, P, S]
+        return epps_pulley(projected.flatten(1), knots=knots, t_max=t_max).mean()

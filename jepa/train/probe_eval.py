@@ -37,9 +37,10 @@ COLLAPSE_CAUSES = {
     "ema": "the EMA target drifts towards what is easy to predict (a momentum too low or a learning rate too "
            "high for the data; I-JEPA at small budgets)",
     "sigreg": "SIGReg acts on a projection of pooled tokens, not on what the prediction uses: the projector "
-              "alone can satisfy it (try model.objective lejepa with data.views)",
-    "vicreg": "the variance and covariance terms act on a projection of pooled tokens, not on what the prediction "
-              "uses: the projector alone can satisfy them",
+              "alone can satisfy it (try model.objective lejepa with data.views, or regularize: tokens)",
+    "vicreg": "with regularize: pooled the variance and covariance terms act on a projection of pooled tokens, "
+              "which the projector alone can satisfy (use regularize: tokens); on tokens, too few positions or "
+              "too weak a variance term for the data (model.objective.positions, variance)",
     "lejepa": "SIGReg's weight is too small for the data (model.objective.weight) or the views are too alike to "
               "teach anything (data.views)",
 }

@@ -108,9 +108,7 @@ class Objective:
         h = self.target_tokens(owner, inputs)
         embeddings = h.mean(dim=1)
         prediction, contexts = owner.masked_prediction(inputs, h, masks)
-        # The regulariser needs embeddings with a gradient: the full inputs' when the targets carry
-        # one, else the context encoder's (sigreg/vicreg with stop-gradient targets; ema ignores them).
-        regularized = [embeddings] if embeddings.requires_grad else [z.mean(dim=1) for z in contexts]
+        regularized = self.regularized(h, contexts, step)
         logs: dict[str, torch.Tensor] = {}
         if views and (views.get("global") or views.get("local")):
             cross, online = self.view_loss(owner, embeddings, views)
@@ -121,6 +119,15 @@ class Objective:
         if out.logs:
             logs = {"train/prediction": prediction.detach(), **logs, **out.logs}
         return JEPAOutput(out.loss, embeddings.detach(), logs)
+
+    def regularized(self, tokens: torch.Tensor, contexts: list[torch.Tensor], step: int) -> list[torch.Tensor]:
+        """What ``loss`` regularises, given the full inputs' target tokens [B, N, D] and each mask
+        group's context tokens: embeddings with a gradient, the full inputs' pooled tokens when the
+        targets carry one, else the context encoder's (sigreg/vicreg with stop-gradient targets; ema
+        ignores them)."""
+        if tokens.requires_grad:
+            return [tokens.mean(dim=1)]
+        return [z.mean(dim=1) for z in contexts]
 
     def view_loss(self, owner: nn.Module, main: torch.Tensor, views: Views) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Cross-view prediction: each extra view's pooled online embedding regresses onto the mean
@@ -149,15 +156,48 @@ class Objective:
         return {"name": self.name, **dataclasses.asdict(self.settings)}
 
 
+@dataclasses.dataclass
+class RegularizedTargets:
+    """Settings shared by the objectives without a target network. Args:
+        regularize: what the regulariser sees. ``pooled``: a projection (``projector``) of the
+            pooled embeddings. ``tokens``: the target tokens themselves, the tensor the predictor
+            regresses onto, each sampled position tested across the batch on its own (no projector:
+            the encoder cannot make its tokens easy to predict while a head alone satisfies the
+            regulariser).
+        positions: token positions regularised per step with ``regularize: tokens`` (drawn anew
+            each step, seeded by it).
+    """
+
+    regularize: str = "pooled"
+    positions: int = 16
+
+    def __post_init__(self) -> None:
+        if self.regularize not in ("pooled", "tokens"):
+            raise ValueError(f"regularize must be pooled or tokens, got {self.regularize!r}")
+        if self.positions < 1:
+            raise ValueError(f"positions must be positive, got {self.positions}")
+        if self.regularize == "tokens" and getattr(self, "stop_grad_targets", False):
+            raise ValueError("regularize: tokens needs targets with a gradient (stop_grad_targets: false)")
+
+
 class OnlineTargets(Objective):
     """Objectives without a target network (sigreg, vicreg): the targets are the online encoder's
-    own tokens (detached with a ``stop_grad_targets`` setting), a projector head feeds the
-    regulariser, and the online encoder is what is evaluated and exported."""
+    own tokens (detached with a ``stop_grad_targets`` setting), the regulariser sees a projector
+    head's outputs or the target tokens themselves (``regularize``), and the online encoder is what
+    is evaluated and exported."""
 
     evaluated = "encoder"
 
     def build(self, encoder: VisionTransformer) -> dict[str, nn.Module]:
-        return {"projector": projector(encoder.embed_dim, self.settings.projector)}
+        dims = self.settings.projector if self.settings.regularize == "pooled" else []
+        return {"projector": projector(encoder.embed_dim, dims)}
+
+    def regularized(self, tokens: torch.Tensor, contexts: list[torch.Tensor], step: int) -> list[torch.Tensor]:
+        if self.settings.regularize == "pooled":
+            return super().regularized(tokens, contexts, step)
+        gen = seeded(step, salt=2, device=tokens.device)
+        keep = torch.randperm(tokens.shape[1], generator=gen, device=tokens.device)[:self.settings.positions]
+        return [tokens[:, keep]]  # [B, P, D]: the regulariser tests each position across the batch
 
     def target_tokens(self, owner: nn.Module, images: torch.Tensor) -> torch.Tensor:
         if getattr(self.settings, "stop_grad_targets", False):

@@ -1,6 +1,7 @@
 """``sigreg``: LeJEPA's objective (Balestriero & LeCun, 2025). No target network and no
 stop-gradient: the targets are the online encoder's own tokens of the full image, and SIGReg pushes
-the (projected) pooled embeddings towards an isotropic Gaussian, which rules out collapse. The
+the projected pooled embeddings (``regularize: pooled``) or the target tokens themselves, position by
+position (``regularize: tokens``), towards an isotropic Gaussian. The
 online encoder is what probes evaluate and export writes."""
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import torch
 from torch import nn
 
 from ...objectives import sigreg
-from .base import ObjectiveOutput, OnlineTargets, register, seeded
+from .base import ObjectiveOutput, OnlineTargets, RegularizedTargets, register, seeded
 
 
 @dataclass
-class SIGRegSettings:
-    """Args:
+class SIGRegSettings(RegularizedTargets):
+    """Args (and ``regularize``, ``positions``: ``RegularizedTargets``):
         weight: LeJEPA's lambda: loss = (1 - weight) * prediction + weight * SIGReg.
         slices: random directions the Epps-Pulley test is sketched on (resampled every step).
         projector: hidden and output widths of the MLP whose outputs SIGReg sees ([] for none).
@@ -31,6 +32,7 @@ class SIGRegSettings:
     stop_grad_targets: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 <= self.weight <= 1.0:
             raise ValueError(f"weight must be in [0, 1], got {self.weight}")
         if self.slices < 1:
