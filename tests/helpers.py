@@ -25,6 +25,18 @@ class StopAt(pl.Callback):
             trainer.should_stop = True
 
 
+class StopAfterBudget(pl.Callback):
+    """Stops training at the first step after a wall-clock budget has fixed ``max_steps``, however
+    fast the machine: an interrupted job whose checkpoint carries the fixed number."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        from jepa.train.budget import WallClockBudget
+
+        budget = next(cb for cb in trainer.callbacks if isinstance(cb, WallClockBudget))
+        if budget.max_steps is not None:
+            trainer.should_stop = True
+
+
 class Record(pl.Callback):
     """Appends one JSON line per step and rank to ``path``: step, loss, sample indices;
     at the end, a checksum of the target encoder."""
