@@ -49,7 +49,7 @@ def angle_sector(angle: float, sectors: int = SECTORS) -> int:
 def pusht_angle_frames(episodes: str, every: int = 4, test_fraction: float = 0.2) -> Iterator[tuple[str, np.ndarray, int]]:
     """(split, uint8 frame [H, W, 3], angle sector) of every ``every``-th frame of the Push-T episode
     shards ``episodes`` (their ``state.npy`` holds the block's angle in column 4)."""
-    from .planning.trajectories import read_episodes
+    from .planning.trajectories import held_out_count, read_episodes
 
     if every < 1 or not 0 < test_fraction < 1:
         raise JEPAError(f"every must be >= 1 and test_fraction between 0 and 1, got {every} and {test_fraction}")
@@ -61,7 +61,7 @@ def pusht_angle_frames(episodes: str, every: int = 4, test_fraction: float = 0.2
         kept.append((ep.frames[::every].copy(), [angle_sector(float(a)) for a in ep.states[::every, 4]]))
     if not kept:
         raise JEPAError(f"{episodes} holds no episodes")
-    n_train = len(kept) - max(1, round(test_fraction * len(kept)))
+    n_train = len(kept) - held_out_count(len(kept), test_fraction)
     for i, (frames, sectors) in enumerate(kept):
         for frame, sector in zip(frames, sectors):
             yield ("train" if i < n_train else "test"), frame, sector

@@ -167,7 +167,7 @@ def test_make_env_names_registration_and_config_errors():
     assert gymnasium.make(ENV_ID).unwrapped.config == CFG
     with pytest.raises(JEPAError) as err:
         make_env("x")
-    assert str(err.value) == "unknown environment 'x': available are two-rooms, four-rooms"
+    assert str(err.value) == "unknown environment 'x': available are two-rooms, four-rooms, push-t"
     for kwargs in [{"door_width": 0.05}, {"bogus": 1}, {"keep_out": (0, 0, 0.5, 1)}, {"substeps": 1}]:
         with pytest.raises(JEPAError) as err:
             make_env("two-rooms", **kwargs)
@@ -207,5 +207,5 @@ def test_a_registered_environment_is_what_every_planning_part_takes(tmp_path, mo
     assert runs["simulator"]["summary"]["episodes"] == 2
     goals = {s: torch.as_tensor(env.reset(seed=s)[1]["goal"]) for s in range(2)}
     assert plot_trajectories({a: r["episodes"] for a, r in runs.items()}, goals, env, tmp_path / "t.png").is_file()
-    with pytest.raises(JEPAError, match="unknown environment 'four-doors': available are two-rooms, four-rooms, narrow-door"):
+    with pytest.raises(JEPAError, match="unknown environment 'four-doors': available are two-rooms, four-rooms, push-t, narrow-door"):
         make_env("four-doors")

@@ -11,6 +11,7 @@ from ..train.commands import RUN_OPTIONS, config_argv, wants_help
 
 WORLD_TOOLS = {
     "episodes": "write Two-Rooms exploration episodes as episode shards (Push-T format)",
+    "pusht-tasks": "write Push-T benchmark tasks from held-out recorded episodes; measure replay fidelity",
     "frames": "write the frames of episode shards as image shards (the encoder's pretraining data)",
     "perception": "compare pooling grids and blurs of a frozen encoder for planning",
 }
@@ -77,6 +78,11 @@ def episodes_parser(parser: argparse.ArgumentParser) -> None:
     add_env(parser, "the environment that plays the episodes")
     parser.add_argument("--policy", choices=("noisy", "random"), default="noisy",
                         help="noisy: a heading that drifts (crosses the door often); random: i.i.d. actions")
+    parser.add_argument("--replay", default=None, metavar="SHARDS",
+                        help="push-t: noisy replays of these recorded episodes (their training part) instead of "
+                        "exploration; --length is then each recording's own")
+    parser.add_argument("--noise", type=float, default=0.3,
+                        help="--replay: Gaussian noise added to each recorded action, in action units per axis")
     parser.add_argument("--overwrite", action="store_true", help="replace shards already matching OUT_PATTERN")
 
 
@@ -85,6 +91,15 @@ def frames_parser(parser: argparse.ArgumentParser) -> None:
     add_output(parser, "OUT_PATTERN", "image shard paths with one printf number, e.g. runs/pusht/frames/f-%%06d.tar")
     parser.add_argument("--every", type=int, default=1, help="keep every k-th frame")
     parser.add_argument("--overwrite", action="store_true", help="replace shards already matching OUT_PATTERN")
+
+
+def pusht_tasks_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("episodes", help="recorded Push-T episode shards, e.g. ../shared/data/pusht/pusht-{000000..000003}.tar")
+    add_output(parser, "OUT", "the task file to write (JSON), e.g. runs/pusht/tasks.json")
+    parser.add_argument("--count", type=int, default=100, help="tasks to draw")
+    parser.add_argument("--offset", type=int, default=25, help="recorded control steps from start to goal")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draw")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
 def perception_parser(parser: argparse.ArgumentParser) -> None:
@@ -100,13 +115,15 @@ def world_tools_parser() -> argparse.ArgumentParser:
     parser = new_parser("jepa world", "Data and measurements for world models (training: jepa world --config FILE).",
                         ["jepa world episodes --out 'runs/two_rooms/episodes/episodes-%06d.tar' --episodes 400"])
     subs = add_subcommands(parser)
-    build = {"episodes": episodes_parser, "frames": frames_parser, "perception": perception_parser}
+    build = {"episodes": episodes_parser, "frames": frames_parser, "perception": perception_parser,
+             "pusht-tasks": pusht_tasks_parser}
     examples = {
         "episodes": ["jepa world episodes 'runs/two_rooms/episodes/episodes-%06d.tar' --episodes 400 --length 100"],
         "frames": ["jepa world frames runs/two_rooms/episodes/episodes-000000.tar "
                    "'runs/two_rooms/frames/frames-%06d.tar' --every 4"],
         "perception": ["jepa world perception --encoder runs/two_rooms/encoder_export "
                        "--episodes runs/two_rooms/episodes/episodes-000000.tar"],
+        "pusht-tasks": ["jepa world pusht-tasks '../shared/data/pusht/pusht-{000000..000003}.tar' runs/pusht/tasks.json"],
     }
     for name, summary in WORLD_TOOLS.items():
         build[name](add_subparser(subs, name, summary, summary[0].upper() + summary[1:] + ".", examples[name]))
@@ -123,7 +140,8 @@ def world_main(argv: list[str]) -> int:
         return world_slow(config_argv(argv[1:]))
     if argv and argv[0] in WORLD_TOOLS:
         args = parse(world_tools_parser(), argv)
-        return {"episodes": _episodes, "frames": _frames, "perception": _perception}[args.command](args)
+        return {"episodes": _episodes, "frames": _frames, "perception": _perception,
+                "pusht-tasks": _pusht_tasks}[args.command](args)
     if wants_help(argv):
         print(WORLD_HELP)
         return 0
@@ -139,7 +157,16 @@ def _episodes(args: argparse.Namespace) -> int:
     from .envs.registry import make_env
     from .episodes import write_episodes
 
-    print(write_episodes(out, args.episodes, args.length, args.seed, make_env(args.env), args.policy,
+    env = make_env(args.env)
+    if args.replay is not None:
+        if env.name != "push-t":
+            raise JEPAError(f"--replay replays recorded Push-T episodes: {env.name} explores (leave --replay out)")
+        from .push_t_data import write_replays
+
+        print(write_replays(args.replay, out, args.episodes, args.seed, args.noise, env,
+                            overwrite=args.overwrite).summary())
+        return 0
+    print(write_episodes(out, args.episodes, args.length, args.seed, env, args.policy,
                          overwrite=args.overwrite).summary())
     return 0
 
@@ -156,6 +183,14 @@ def _perception(args: argparse.Namespace) -> int:
     from .perception_bench import score_perceptions, table
 
     print(table(score_perceptions(args.encoder, args.episodes, args.grid, args.blur, args.max_episodes)))
+    return 0
+
+
+def _pusht_tasks(args: argparse.Namespace) -> int:
+    out = output_of(args, "jepa world pusht-tasks", "OUT")
+    from .push_t_tasks import write_tasks
+
+    print(write_tasks(args.episodes, out, args.count, args.offset, args.seed, args.overwrite))
     return 0
 
 
@@ -224,9 +259,13 @@ def plan_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=300, help="CEM/MPPI samples per iteration")
     parser.add_argument("--iterations", type=int, default=30, help="CEM/MPPI iterations (gradient: 3x as many steps)")
     parser.add_argument("--arms", nargs="+", default=None,
-                        choices=("random", "greedy", "simulator", "world_model", "hierarchical", "oracle_subgoals"),
+                        choices=("random", "hold", "dataset", "greedy", "simulator", "world_model", "hierarchical",
+                                 "oracle_subgoals"),
                         help="the agents to evaluate (default: random greedy simulator world_model; with "
-                        "--hierarchy 2: world_model hierarchical)")
+                        "--hierarchy 2: world_model hierarchical); hold: the zero action; dataset: the task's "
+                        "recorded actions (push-t)")
+    parser.add_argument("--tasks", default=None, metavar="FILE",
+                        help="push-t: the task file of jepa world pusht-tasks (episode i plays task i)")
     add_hierarchy(parser)
     parser.add_argument("--keep-out", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), default=None,
                         help="a region the agent must never enter (world units, y up; default: none)")

@@ -1,6 +1,11 @@
 """``jepa plan``'s evaluation: the same seeded episodes of an environment for four arms.
 
 - ``random``: uniform actions in the norm ball.
+- ``hold``: the zero action every step (where an environment's goal moves its objects, as Push-T's,
+  the floor: how many tasks are done without acting).
+- ``dataset``: the task's recorded actions (Push-T: the recorded pusher target at the end of each
+  environment step's control steps, held for that step): how well the action space expresses the
+  recordings the goals were replayed from.
 - ``greedy``: a straight line to the goal at full speed (it reads the true positions; it fails
   where the wall stands between start and goal, which is the point of two rooms).
 - ``simulator``: the planner on the true dynamics and true state (the ceiling).
@@ -36,7 +41,7 @@ from .slow_model import SlowWorldModel
 from .workers import map_in_workers
 from .world_model import LatentContext, LatentDynamics, WorldModel
 
-ARMS = ("random", "greedy", "simulator", "world_model", "hierarchical", "oracle_subgoals")
+ARMS = ("random", "hold", "dataset", "greedy", "simulator", "world_model", "hierarchical", "oracle_subgoals")
 TWO_LEVEL = ("hierarchical", "oracle_subgoals")
 # What jepa plan evaluates without --arms, by --hierarchy.
 DEFAULT_ARMS = {1: ("random", "greedy", "simulator", "world_model"), 2: ("world_model", "hierarchical")}
@@ -97,6 +102,23 @@ def random_policy(max_norm: float) -> Callable:
     return act
 
 
+def hold_policy() -> Callable:
+    def act(state: np.ndarray, goal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.zeros(2)
+    return act
+
+
+def dataset_policy(env: PlanningEnv) -> Callable:
+    """The recorded actions of the current task, in order (``env.recorded_action(k)`` for step k)."""
+    if not hasattr(env, "recorded_action"):
+        raise JEPAError(f"{env.name} has no recorded actions: the dataset arm needs tasks from recorded episodes")
+    step = iter(range(10**9))
+
+    def act(state: np.ndarray, goal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return env.recorded_action(next(step))
+    return act
+
+
 def greedy_policy(max_norm: float) -> Callable:
     def act(state: np.ndarray, goal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return clip_norm(torch.as_tensor(goal - state, dtype=torch.float32), max_norm).numpy()
@@ -118,7 +140,9 @@ def simulator_episode(env: PlanningEnv, seed: int, planner: Planner, settings: A
 
     def cost_for_goal(goal: torch.Tensor, info: dict) -> GoalEnergy:
         keep = _keep_out(env, lambda s: s[..., :2], margin, info)
-        return GoalEnergy(goal, env.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep)
+        # An environment whose state mixes units (Push-T: pixels and an angle) says what to compare.
+        return GoalEnergy(goal, env.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep,
+                          readout=getattr(env, "goal_features", None))
 
     return run_episode(env, seed, perceive, SimulatorDynamics(env), planner, cost_for_goal, settings)
 
@@ -222,6 +246,10 @@ def _episode(arm: str, env: PlanningEnv, seed: int, planner_for: Callable[[], Pl
              agent: LearnedAgent | None, margin: float, scoring: GoalSettings) -> EpisodeResult:
     if arm == "random":
         return _policy_episode(env, seed, random_policy(env.max_action_norm), settings.step_budget)
+    if arm == "hold":
+        return _policy_episode(env, seed, hold_policy(), settings.step_budget)
+    if arm == "dataset":
+        return _policy_episode(env, seed, dataset_policy(env), settings.step_budget)
     if arm == "greedy":
         return _policy_episode(env, seed, greedy_policy(env.max_action_norm), settings.step_budget)
     if arm == "simulator":

@@ -46,6 +46,10 @@ def _ran(code: int, what: str) -> None:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """``jepa plan pipeline`` with its arguments read (``jepa.planning.commands.pipeline_parser``)."""
+    entry = environment(args.env)
+    if entry.sizes is None:  # before the output folder is taken
+        raise JEPAError(f"{entry.name} has no pipeline recipe yet: train its encoder and world model with jepa "
+                        "pretrain and jepa world, then evaluate with jepa plan")
     out = Path(args.out)
     with hold_folder(out, "jepa plan pipeline", hint="give another --out"):
         return _run_stages(args, out)

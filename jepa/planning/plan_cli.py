@@ -1,5 +1,5 @@
 """``jepa plan``: the planning agent in a registered environment, four arms over the same seeded episodes; writes
-``plan.json``, ``trajectories.png`` and ``energy.png``."""
+``plan.json``, ``trajectories.png``, ``energy.png`` and ``frames.png``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .evaluate import DEFAULT_ARMS, TWO_LEVEL, GoalSettings, LearnedAgent, evalu
 from .hierarchical import HierarchySettings
 from .perception import Perception
 from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
-from .plots import plot_energy, plot_trajectories
+from .plots import plot_energy, plot_final_frames, plot_trajectories
 from .simulator import SimulatorDynamics
 from .workers import usable_workers, worker_threads
 from .world_export import load_position_probe, load_slow_model, load_world_model, read_world_config
@@ -56,7 +56,8 @@ def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.T
     high = env.max_action_norm
     start = torch.as_tensor(info["state"], dtype=torch.float32)
     goal = torch.as_tensor(info["goal"], dtype=torch.float32)
-    out = {"simulator": energy_grid(SimulatorDynamics(env), start, GoalEnergy(goal, high), high)}
+    readout = getattr(env, "goal_features", None)
+    out = {"simulator": energy_grid(SimulatorDynamics(env), start, GoalEnergy(goal, high, readout=readout), high)}
     if agent is not None:
         rep = agent.perception.encode(np.asarray(env.render())[None])
         goal_rep = agent.perception.encode(np.asarray(info["goal_obs"])[None])[0]
@@ -66,7 +67,7 @@ def _landscapes(env, agent: LearnedAgent | None, seed: int) -> dict[str, torch.T
     return out
 
 
-TASK_KEYS = ("closed_door", "shortest_path", "shortest_steps", "budget", "keep_out")
+TASK_KEYS = ("closed_door", "shortest_path", "shortest_steps", "budget", "keep_out", "episode", "t")
 
 
 def plan_main(args: argparse.Namespace) -> int:
@@ -93,7 +94,8 @@ def _plan(args: argparse.Namespace) -> int:
         raise JEPAError("the hierarchical arm plans with two levels: add --hierarchy 2 and --slow DIR")
     if args.hierarchy == 2 and not args.slow:
         raise JEPAError("--hierarchy 2 needs --slow DIR (the world/ folder of jepa world slow)")
-    default = make_env(args.env)  # the environment as registered: its step and agent size
+    tasks = {"tasks": args.tasks} if args.tasks else {}  # an environment without task files refuses it in one line
+    default = make_env(args.env, **tasks)  # the environment as registered: its step and agent size
     half_step = default.max_action_norm / 2
     agent = None
     if "world_model" in args.arms or two_level:
@@ -113,7 +115,8 @@ def _plan(args: argparse.Namespace) -> int:
             agent.hierarchy = HierarchySettings(args.high, args.macro_horizon, args.replan_every)
     # Every arm plays the same episodes: starts and goals clear of the widest margin any arm keeps.
     clearance = max(half_step, agent.probe_margin if agent else 0.0) + default.config.agent_radius
-    env = make_env(args.env, keep_out=tuple(args.keep_out) if args.keep_out else None, keep_out_clearance=clearance)
+    env = make_env(args.env, keep_out=tuple(args.keep_out) if args.keep_out else None, keep_out_clearance=clearance,
+                   **tasks)
     cfg = env.config
     out = Path(args.out or (Path(args.world) / "plan" if args.world else "runs/plan"))
     take_folder(out, "jepa plan", hint="give another --out")
@@ -146,7 +149,7 @@ def _plan(args: argparse.Namespace) -> int:
         "env": {"name": env.name, **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}},
         "settings": {"episodes": args.episodes, "seed": args.seed, "steps": args.steps, "horizon": args.horizon,
                      "execute": args.execute, "planner": args.planner, "samples": args.samples,
-                     "iterations": args.iterations, "world": args.world, "encoder": args.encoder,
+                     "iterations": args.iterations, "world": args.world, "encoder": args.encoder, "tasks": args.tasks,
                      "margin": agent.probe_margin if agent else None,
                      "perception": agent.perception.settings if agent else None,
                      "energy": args.energy, "goal": args.goal,
@@ -168,8 +171,9 @@ def _plan(args: argparse.Namespace) -> int:
     write_json_atomic(out / "plan.json", report)
     plot_trajectories({a: r["episodes"] for a, r in runs.items()}, goals, env, out / "trajectories.png")
     plot_energy(_landscapes(env, agent, seeds[0]), env.max_action_norm, out / "energy.png")
+    plot_final_frames({a: r["episodes"] for a, r in runs.items()}, env, out / "frames.png")
     print(table(report["arms"]))
-    print(f"written to {out} (plan.json, trajectories.png, energy.png)")
+    print(f"written to {out} (plan.json, trajectories.png, energy.png, frames.png)")
     return 0
 
 

@@ -60,6 +60,32 @@ def plot_trajectories(runs: dict[str, list[EpisodeResult]], goals: dict[int, tor
     return path
 
 
+def plot_final_frames(runs: dict[str, list[EpisodeResult]], env: PlanningEnv, path: str | Path,
+                      count: int = 4) -> Path:
+    """One row per episode (the first ``count``): the start frame, the goal frame and each arm's last
+    frame, titled reached or not."""
+    arms = list(runs)
+    episodes = runs[arms[0]][:count]
+    fig = Figure(figsize=(1.9 * (len(arms) + 2), 2.0 * len(episodes)))
+    axes = fig.subplots(len(episodes), len(arms) + 2, squeeze=False)
+    for r, first in enumerate(episodes):
+        _, info = env.reset(seed=first.seed)
+        panels = [("start", env.render()), ("goal", info["goal_obs"])]
+        for arm in arms:
+            ep = next(e for e in runs[arm] if e.seed == first.seed)
+            frame = env.render_states(ep.path[-1:].numpy())[0]
+            panels.append((f"{arm}: {'reached' if ep.success else 'not reached'}", frame))
+        for ax, (title, frame) in zip(axes[r], panels):
+            ax.imshow(frame)
+            ax.set_title(title if r == 0 or title in ("start", "goal") else title.split(": ")[1], fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def plot_energy(landscapes: dict[str, torch.Tensor], max_norm: float, path: str | Path) -> Path:
     """Cost over a grid of first actions (x right, y up), one panel per model."""
     fig = Figure(figsize=(3.4 * len(landscapes), 3.2))

@@ -44,6 +44,14 @@ class Episode:
         return len(self.actions)
 
 
+def held_out_count(n: int, fraction: float) -> int:
+    """Episodes held out of ``n`` by a whole-episode split: the last ``fraction`` of them, at least one
+    (frames of one episode are near copies of each other, so episodes are never split)."""
+    if n < 2 or not 0 < fraction < 1:
+        raise JEPAError(f"a split needs at least 2 episodes and a fraction between 0 and 1, got {n} and {fraction}")
+    return max(1, round(fraction * n))
+
+
 def read_episodes(spec: str, max_episodes: int | None = None) -> Iterator[Episode]:
     """Episodes of shards, in order, decoded whole (every frame, with the project's video decoder).
 

@@ -5,7 +5,6 @@ moves by ``arena.step_states`` and is drawn by ``render.render_states``, with wh
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import gymnasium
@@ -14,6 +13,7 @@ import torch
 
 from .arena import TwoRoomsConfig, in_keep_out, is_free, step_states
 from .render import render_states
+from .setup import configure
 
 
 class ArenaEnv(gymnasium.Env):
@@ -36,18 +36,7 @@ class ArenaEnv(gymnasium.Env):
     config_class: type = TwoRoomsConfig
 
     def __init__(self, config: Any = None, render_mode: str | None = "rgb_array", **overrides: Any) -> None:
-        config = config or self.config_class()
-        fields = {f.name for f in dataclasses.fields(self.config_class)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise TypeError(f"unknown {self.name} option {unknown[0]!r}: options are {', '.join(sorted(fields))}")
-        self.config = dataclasses.replace(config, **overrides) if overrides else config
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be 'rgb_array' or None, got {render_mode!r}")
-        self.render_mode = render_mode
-        res, high = self.config.resolution, self.config.max_action_norm
-        self.observation_space = gymnasium.spaces.Box(0, 255, (res, res, 3), np.uint8)
-        self.action_space = gymnasium.spaces.Box(-high, high, (2,), np.float32)
+        configure(self, config, overrides, render_mode)
         self._state: np.ndarray | None = None
         self._goal: np.ndarray | None = None
         self._steps = 0

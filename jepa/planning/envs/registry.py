@@ -15,6 +15,7 @@ import gymnasium
 from ...errors import JEPAError
 from .four_rooms import FourRoomsConfig, FourRoomsEnv
 from .protocol import PlanningEnv
+from .push_t import PushTConfig, PushTEnv
 from .two_rooms import TwoRoomsConfig, TwoRoomsEnv
 
 
@@ -34,15 +35,15 @@ class PipelineSizes:
 @dataclass(frozen=True)
 class Environment:
     """A registered environment: its names, class and config, and its pipeline recipe (shipped
-    configs under ``configs/planning/`` and sizes)."""
+    configs under ``configs/planning/`` and sizes; None where ``jepa plan pipeline`` has none yet)."""
 
     name: str
     gym_id: str
     env_class: type
     config_class: type
-    encoder_config: str
-    world_config: str
-    sizes: dict[str, PipelineSizes]
+    encoder_config: str | None
+    world_config: str | None
+    sizes: dict[str, PipelineSizes] | None
     slow_config: str = "slow_world.yaml"
 
     def make(self, **kwargs: Any) -> PlanningEnv:
@@ -58,6 +59,9 @@ ENVIRONMENTS: dict[str, Environment] = {env.name: env for env in (
     Environment("four-rooms", "jepa/FourRooms-v0", FourRoomsEnv, FourRoomsConfig, "two_rooms_encoder.yaml",
                 "two_rooms_world.yaml", {"full": PipelineSizes(400, 150, 600, 3000, 50),
                                          "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
+    # gym-pusht's simulation (the extra 'pusht'); its tasks come from recorded episodes
+    # (jepa world pusht-tasks). No pipeline recipe yet: its encoder and world model are trained by hand.
+    Environment("push-t", "jepa/PushT-v0", PushTEnv, PushTConfig, None, None, None),
 )}
 
 

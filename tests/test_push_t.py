@@ -1,0 +1,169 @@
+"""Push-T in gym-pusht's simulation: exact states, the recorded episodes replayed, the benchmark's tasks
+and the arms that need no learned model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA
+from test_pretrain import run_main as run_cli
+
+pytest.importorskip("gym_pusht")
+
+from jepa.errors import JEPAError  # noqa: E402
+from jepa.planning.envs import make_env  # noqa: E402
+from jepa.planning.envs.push_t import PushTConfig, Simulator, keypoints, succeeded  # noqa: E402
+from jepa.planning.push_t_tasks import make_tasks, read_recorded, replay_drift  # noqa: E402
+
+SHARD = SHARED_DATA / "pusht" / "pusht-000000.tar"
+needs_pusht = pytest.mark.skipif(not SHARD.exists(), reason="../shared/data/pusht not present")
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    return read_recorded(str(SHARD), max_episodes=10)
+
+
+def test_a_state_is_set_exactly_where_gym_pushts_own_reset_moves_the_block():
+    import gym_pusht.envs.pusht as pusht
+
+    state = np.array([100.0, 400.0, 300.0, 250.0, 2.0], np.float32)
+    legacy = pusht.PushTEnv(obs_type="state")
+    got, _ = legacy.reset(options={"reset_to_state": state})
+    assert np.abs(got[2:4] - state[2:4]).max() > 5  # position before angle: the block turns about its centre
+    env = make_env("push-t")
+    env.reset(options={"start": state, "goal": state})
+    assert np.abs(env.state - state).max() < 1e-3
+    with pytest.raises(ValueError, match="inside the block"):
+        env.set_state([300.0, 250.0, 300.0, 250.0, 0.0])  # the pusher inside the block
+
+
+@needs_pusht
+def test_the_control_step_is_gym_pushts_and_step_states_is_a_step_from_rest(recorded):
+    import gym_pusht.envs.pusht as pusht
+
+    ep = recorded[0]
+    ref = pusht.PushTEnv(obs_type="state")
+    ref.reset(seed=0)
+    ref._setup()
+    ref.agent.position = ep.states[0, :2].tolist()
+    ref.block.angle = float(ep.states[0, 4])
+    ref.block.position = ep.states[0, 2:4].tolist()
+    ref.space.step(ref.dt)
+    sim = Simulator(96)
+    sim.place(ep.states[0])
+    for t in range(30):
+        obs, *_ = ref.step(ep.targets[t])
+        sim.control(tuple(ep.targets[t]))
+        assert np.abs(obs - sim.state()).max() < 1e-3, t
+    # One environment step from a state at rest is step_states of that state.
+    env = make_env("push-t")
+    env.reset(options={"start": ep.states[0], "goal": ep.states[-1]})
+    action = np.array([0.4, -0.3], np.float32)
+    _, _, _, _, info = env.step(action)
+    batch = env.step_states(torch.tensor(ep.states[0], dtype=torch.float32)[None].repeat(2, 1),
+                            torch.tensor(np.array([action, [0.0, 0.0]])))
+    assert torch.allclose(batch[0], torch.tensor(info["state"]), atol=1e-3)
+    assert torch.allclose(batch[1], torch.tensor(ep.states[0], dtype=torch.float32), atol=0.5)  # zero: stay
+
+
+@needs_pusht
+def test_recorded_episodes_replay_in_the_simulator_and_their_goals_meet_the_criterion(recorded):
+    fidelity = replay_drift(recorded[:6])
+    assert fidelity["max_drift_px"] < 1.0 and fidelity["max_drift_rad"] < 0.01
+    assert fidelity["windows"] >= 30 and fidelity["goal_met_fraction"] >= 0.95
+
+
+def test_success_needs_both_position_and_angle():
+    cfg = PushTConfig()
+    goal = np.array([100, 100, 200, 200, 0.1])
+    assert succeeded(goal + [5, 5, 5, 5, 0.2], goal, cfg)
+    assert not succeeded(goal + [15, 15, 0, 0, 0.0], goal, cfg)  # 21 px
+    assert not succeeded(goal + [0, 0, 0, 0, math.pi / 8], goal, cfg)
+    assert succeeded(np.array([100, 100, 200, 200, 2 * math.pi - 0.1]), goal, cfg)  # the angle wraps
+    # the goal cost's keypoints: the block's corners turn with it, in pixels
+    k = keypoints(torch.tensor([[0.0, 0.0, 256.0, 256.0, math.pi / 2]]))
+    assert k.shape == (1, 18) and torch.allclose(k[0, 2:4], torch.tensor([226.0, 196.0]), atol=1e-4)
+
+
+@needs_pusht
+def test_tasks_come_from_held_out_episodes_and_replay_their_recorded_actions(recorded):
+    tasks = make_tasks(recorded, count=8, seed=3)
+    held = {ep.key for ep in recorded[-2:]}  # the last fifth of 10
+    assert set(tasks["held_out"]) == held
+    by_key = {ep.key: ep for ep in recorded}
+    sim = Simulator(96)
+    for task in tasks["tasks"]:
+        assert task["episode"] in held
+        ep = by_key[task["episode"]]
+        np.testing.assert_allclose(task["start"], ep.states[task["t"]], atol=1e-4)
+        assert not succeeded(np.array(task["start"]), np.array(task["goal"]), PushTConfig())
+        sim.place(task["start"])
+        for target in task["targets"]:
+            sim.control(tuple(target))
+        np.testing.assert_allclose(sim.state(), task["goal"], atol=1e-3)
+    assert make_tasks(recorded, count=8, seed=3) == tasks  # seeded
+    with pytest.raises(JEPAError, match="only"):
+        make_tasks(recorded, count=10_000)
+
+
+@needs_pusht
+def test_pusht_tasks_and_plan_write_the_benchmark_table(tmp_path):
+    out = tmp_path / "tasks.json"
+    result = run_cli("world", "pusht-tasks", str(SHARD), str(out), "--count", "4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "met the success criterion in" in result.stdout
+    data = json.loads(out.read_text())
+    assert len(data["tasks"]) == 4 and data["fidelity"]["goal_met_fraction"] >= 0.95
+    again = run_cli("world", "pusht-tasks", str(SHARD), str(out))
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    plan = tmp_path / "plan"
+    result = run_cli("plan", "--env", "push-t", "--tasks", str(out), "--arms", "hold", "dataset", "simulator",
+                     "--episodes", "4", "--samples", "12", "--iterations", "2", "--workers", "1", "--out", str(plan))
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((plan / "plan.json").read_text())
+    assert report["arms"]["hold"]["success_rate"] == 0  # no task is done at its start
+    assert report["arms"]["dataset"]["success_rate"] >= 0.75  # 98% on the 100 benchmark tasks
+    first = report["episodes"]["dataset"][0]
+    assert first["episode"] == data["tasks"][0]["episode"] and first["t"] == data["tasks"][0]["t"]
+    assert (plan / "frames.png").stat().st_size > 0
+
+
+def test_push_t_bad_input_is_one_line(tmp_path):
+    missing = run_cli("plan", "--env", "push-t", "--tasks", str(tmp_path / "none.json"), "--arms", "hold")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"tasks": [{"start": [1, 2]}]}))
+    bad = run_cli("plan", "--env", "push-t", "--tasks", str(foreign), "--arms", "hold")
+    assert bad.returncode == 2 and "not a push-t task file" in bad.stderr
+    other = run_cli("plan", "--env", "two-rooms", "--tasks", str(foreign), "--arms", "random")
+    assert other.returncode == 2 and "unknown two-rooms option 'tasks'" in other.stderr
+    pipeline = run_cli("plan", "pipeline", "--env", "push-t", "--out", str(tmp_path / "p"))
+    assert pipeline.returncode == 2 and "no pipeline recipe" in pipeline.stderr
+    assert not (tmp_path / "p").exists()
+    with pytest.raises(JEPAError, match="no keep-out"):
+        make_env("push-t", keep_out=(0, 0, 1, 1))
+
+
+@needs_pusht
+def test_noisy_replays_are_episode_shards_of_the_training_episodes(tmp_path):
+    from jepa.planning.trajectories import read_episodes
+
+    out = str(tmp_path / "ep-%06d.tar")
+    result = run_cli("world", "episodes", "--env", "push-t", "--replay", str(SHARD), "--episodes", "3", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    episodes = list(read_episodes(str(tmp_path / "ep-000000.tar")))
+    env = make_env("push-t")
+    assert len(episodes) == 3
+    for ep in episodes:
+        assert ep.frames.shape[1:] == (96, 96, 3) and ep.actions.shape[1] == 2 and ep.states.shape[1] == 5
+        assert len(ep) >= 8 and np.linalg.norm(ep.actions, axis=1).max() <= env.max_action_norm + 1e-5
+        # lossless: the frame shows the state it was recorded with
+        assert np.array_equal(ep.frames[3], env.render_states(ep.states[3:4])[0])
+    other = run_cli("world", "episodes", "--replay", str(SHARD), out)
+    assert other.returncode == 2 and "two-rooms explores" in other.stderr
