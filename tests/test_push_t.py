@@ -144,7 +144,7 @@ def test_push_t_bad_input_is_one_line(tmp_path):
     other = run_cli("plan", "--env", "two-rooms", "--tasks", str(foreign), "--arms", "random")
     assert other.returncode == 2 and "unknown two-rooms option 'tasks'" in other.stderr
     pipeline = run_cli("plan", "pipeline", "--env", "push-t", "--out", str(tmp_path / "p"))
-    assert pipeline.returncode == 2 and "no pipeline recipe" in pipeline.stderr
+    assert pipeline.returncode == 2 and "give --replay SHARDS" in pipeline.stderr
     assert not (tmp_path / "p").exists()
     with pytest.raises(JEPAError, match="no keep-out"):
         make_env("push-t", keep_out=(0, 0, 1, 1))
@@ -167,3 +167,16 @@ def test_noisy_replays_are_episode_shards_of_the_training_episodes(tmp_path):
         assert np.array_equal(ep.frames[3], env.render_states(ep.states[3:4])[0])
     other = run_cli("world", "episodes", "--replay", str(SHARD), out)
     assert other.returncode == 2 and "two-rooms explores" in other.stderr
+
+
+@needs_pusht
+def test_the_push_t_pipeline_runs_from_recordings_to_the_benchmark_table(tmp_path):
+    out = tmp_path / "p"
+    result = run_cli("plan", "pipeline", "--env", "push-t", "--size", "tiny", "--replay", str(SHARD), "--workers", "1",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "plan" / "plan.json").read_text())
+    assert list(report["arms"]) == ["hold", "random", "dataset", "world_model"]
+    assert report["settings"]["tasks"] == str(out / "tasks.json") and report["arms"]["world_model"]["episodes"] == 2
+    stages = json.loads((out / "pipeline.json").read_text())["stages_s"]
+    assert list(stages)[:2] == ["tasks", "episodes"]

@@ -309,6 +309,25 @@ def test_world_perception_compares_grids_and_blurs(setup, capsys):
     for s in scores:
         assert 0 < s.probe_mean <= s.probe_q99 and -1 <= s.distance_spearman <= 1
     assert scores[0].probe_mean != scores[1].probe_mean  # the blur reaches the encoder
+    assert scores[0].block_mean is None and "angle deg" not in rows[0]  # no object pose in Two-Rooms states
+
+
+def test_world_perception_reads_the_push_t_blocks_pose(setup, tmp_path, capsys):
+    pytest.importorskip("gym_pusht")
+    from jepa.planning.perception_bench import score_perceptions
+    from jepa.planning.push_t_data import write_replays
+
+    from conftest import SHARED_DATA
+
+    shard = SHARED_DATA / "pusht" / "pusht-000000.tar"
+    if not shard.exists():
+        pytest.skip("../shared/data/pusht not present")
+    write_replays(str(shard), str(tmp_path / "ep-%06d.tar"), 6)
+    (score,) = score_perceptions(str(setup["encoder"]), str(tmp_path / "ep-000000.tar"), [2], [0.0])
+    assert score.block_mean > 0 and 0 < score.angle_mean_deg <= 180
+    assert main(["world", "perception", "--encoder", str(setup["encoder"]), "--episodes",
+                 str(tmp_path / "ep-000000.tar"), "--grid", "2", "--blur", "0"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[-2:] == ["angle", "deg"]
 
 
 SLOW_CONFIG = RUN + """\

@@ -2,11 +2,14 @@
 trained. For every (grid, blur) it reports how well the agent's position can be read from the frozen
 representation (a ridge probe fitted on some episodes, judged on the others) and how well the
 distance between two representations orders the distance between the positions they show (what
-``jepa plan --energy latent`` relies on).
+``jepa plan --energy latent`` relies on). Where the states also hold an object's pose (Push-T: block
+x, y and angle in columns 2-4), a second ridge probe reads it: the block's position error and its
+angle error in degrees (the angle probed as its cosine and sine).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +36,8 @@ class PerceptionScore:
     probe_q99: float
     distance_spearman: float
     ms_per_frame: float
+    block_mean: float | None = None  # Push-T: the block's position error, mean over held-out frames
+    angle_mean_deg: float | None = None  # and its angle error in degrees
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
@@ -61,7 +66,11 @@ def score_perceptions(encoder_dir: str, episodes: str, grids: Sequence[int], blu
         raise JEPAError(f"{episodes}: comparing perceptions needs at least 2 episodes with state.npy (positions)")
     cut = max(1, min(len(eps) - 1, round(len(eps) * (1 - held_out))))
     frames = np.concatenate([e.frames for e in eps])
-    pos = torch.as_tensor(np.concatenate([e.states[:, :2] for e in eps]), dtype=torch.float64)
+    states = torch.as_tensor(np.concatenate([e.states for e in eps]), dtype=torch.float64)
+    pos = states[:, :2]
+    # The block's pose, its angle on a lever of 100 (pixels in Push-T) so that no column dominates the ridge fit.
+    pose = (torch.cat([states[:, 2:4], 100 * torch.cos(states[:, 4:5]), 100 * torch.sin(states[:, 4:5])], dim=1)
+            if states.shape[1] >= 5 else None)
     train = torch.zeros(len(frames), dtype=torch.bool)
     train[: sum(len(e) for e in eps[:cut])] = True
     gen = torch.Generator().manual_seed(seed)
@@ -83,12 +92,26 @@ def score_perceptions(encoder_dir: str, episodes: str, grids: Sequence[int], blu
             rep_rank = _ranks((z[i] - z[j]).square().mean(1))
             spearman = float(torch.corrcoef(torch.stack([rep_rank, true_rank]))[0, 1])
             scores[grid, blur] = PerceptionScore(grid, float(blur), reps.shape[1], float(err.mean()),
-                                                 float(torch.quantile(err, 0.99)), spearman, ms)
+                                                 float(torch.quantile(err, 0.99)), spearman, ms,
+                                                 *(_pose_errors(reps, pose, train) if pose is not None else ()))
     return [scores[g, b] for g in grids for b in blurs]
 
 
+def _pose_errors(reps: torch.Tensor, pose: torch.Tensor, train: torch.Tensor) -> tuple[float, float]:
+    """Held-out mean errors of a ridge probe of the pose: position (state units) and angle (degrees)."""
+    guess = PositionProbe().fit(reps[train], pose[train])(reps[~train])
+    true = pose[~train]
+    position = (guess[:, :2] - true[:, :2]).norm(dim=1).mean()
+    turn = torch.atan2(guess[:, 3], guess[:, 2]) - torch.atan2(true[:, 3], true[:, 2])
+    angle = torch.rad2deg(torch.remainder(turn + math.pi, 2 * math.pi) - math.pi).abs().mean()
+    return float(position), float(angle)
+
+
 def table(scores: Sequence[PerceptionScore]) -> str:
-    rows = [f"{'grid':>4} {'blur':>5} {'dim':>6} {'probe mean':>10} {'probe q99':>9} {'spearman':>8} {'ms/frame':>8}"]
+    pose = any(s.block_mean is not None for s in scores)
+    extra = f" {'block mean':>10} {'angle deg':>9}" if pose else ""
+    rows = [f"{'grid':>4} {'blur':>5} {'dim':>6} {'probe mean':>10} {'probe q99':>9} {'spearman':>8} {'ms/frame':>8}" + extra]
     rows += [f"{s.grid:>4} {s.blur:>5g} {s.dim:>6} {s.probe_mean:>10.4f} {s.probe_q99:>9.4f} "
-             f"{s.distance_spearman:>8.3f} {s.ms_per_frame:>8.2f}" for s in scores]
+             f"{s.distance_spearman:>8.3f} {s.ms_per_frame:>8.2f}"
+             + (f" {s.block_mean:>10.4f} {s.angle_mean_deg:>9.1f}" if pose else "") for s in scores]
     return "\n".join(rows)

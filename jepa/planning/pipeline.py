@@ -3,6 +3,10 @@ episodes -> frame shards -> encoder (jepa pretrain) -> export -> world model (je
 ``--hierarchy 2`` the slow world model (jepa world slow) -> jepa plan (with ``--hierarchy 2``: the flat
 and the hierarchical arms).
 
+Push-T starts from recorded episodes instead (``--replay``): its tasks from the held-out ones
+(``jepa world pusht-tasks``), noisy replays of the others as the episodes (``jepa world episodes
+--replay``), and the evaluation plays those tasks with the hold, random, dataset and world_model arms.
+
 Each stage writes under ``--out`` and is skipped when its result is already there, so a pipeline
 that was stopped continues where it was (a stage cut short resumes through its own run folder).
 """
@@ -25,6 +29,8 @@ from .envs.registry import environment, make_env
 from .episodes import write_episodes
 from .frames import frames_to_image_shards
 from .plan_cli import plan_main
+from .push_t_data import write_replays
+from .push_t_tasks import write_tasks
 from .slow_cli import world_slow
 from .world_cli import world
 
@@ -47,9 +53,14 @@ def _ran(code: int, what: str) -> None:
 def run_pipeline(args: argparse.Namespace) -> int:
     """``jepa plan pipeline`` with its arguments read (``jepa.planning.commands.pipeline_parser``)."""
     entry = environment(args.env)
-    if entry.sizes is None:  # before the output folder is taken
-        raise JEPAError(f"{entry.name} has no pipeline recipe yet: train its encoder and world model with jepa "
-                        "pretrain and jepa world, then evaluate with jepa plan")
+    # Before the output folder is taken: the recordings are checked when the first stage reads them.
+    if entry.from_recordings and not args.replay:
+        raise JEPAError(f"{entry.name}'s pipeline starts from recorded episodes: give --replay SHARDS, e.g. "
+                        "'../shared/data/pusht/pusht-{000000..000003}.tar'")
+    if args.replay and not entry.from_recordings:
+        raise JEPAError(f"{entry.name} explores for its episodes: leave --replay out")
+    if args.hierarchy == 2 and entry.from_recordings:
+        raise JEPAError(f"{entry.name} has no two-level recipe: leave --hierarchy out")
     out = Path(args.out)
     with hold_folder(out, "jepa plan pipeline", hint="give another --out"):
         return _run_stages(args, out)
@@ -67,7 +78,17 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
         print(f"== {name} done ({times[name]:.0f} s)", flush=True)
 
     episodes = out / "episodes" / "episodes-000000.tar"
-    if not episodes.is_file():
+    tasks: list[str] = []
+    if entry.from_recordings:
+        task_file = out / "tasks.json"
+        if not task_file.is_file():
+            print(write_tasks(args.replay, str(task_file), count=max(size.eval_episodes, 1)), flush=True)
+        tasks = ["--tasks", str(task_file), "--arms", "hold", "random", "dataset", "world_model"]
+        stage("tasks")
+        if not episodes.is_file():
+            write_replays(args.replay, str(out / "episodes" / "episodes-%06d.tar"), size.episodes,
+                          env=make_env(entry.name), max_count=100_000)
+    elif not episodes.is_file():
         write_episodes(str(out / "episodes" / "episodes-%06d.tar"), size.episodes, size.length, 0, make_env(entry.name),
                        "noisy", max_count=100_000)
     stage("episodes")
@@ -106,7 +127,7 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
                              "--trainer.max_steps", str(size.slow_steps), *report, *resume]), "slow world model")
         stage("slow world model")
         hierarchy = ["--hierarchy", "2", "--slow", str(slow_run / "world")]
-    plan_args = ["--env", entry.name, "--encoder", str(export), "--world", str(world_dir), *hierarchy,
+    plan_args = ["--env", entry.name, "--encoder", str(export), "--world", str(world_dir), *hierarchy, *tasks,
                  "--episodes", str(size.eval_episodes),
                  *(["--steps", str(args.steps)] if args.steps is not None else []), "--energy", args.energy, "--goal", args.goal,
                  "--discount", str(args.discount), "--workers", str(args.workers), "--out", str(out / "plan"), "--overwrite"]

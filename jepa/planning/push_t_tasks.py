@@ -42,7 +42,7 @@ class Recorded:
 def read_recorded(spec: str, max_episodes: int | None = None) -> list[Recorded]:
     """The episodes of ``spec`` (episode shards with ``state.npy``), checked to be Push-T's."""
     out = []
-    for ep in read_episodes(spec, max_episodes):
+    for ep in read_episodes(spec, max_episodes, frames=False):  # the simulator renders its own
         out.append(_checked(ep))
     if len(out) < 2:
         raise JEPAError(f"{spec} holds {len(out)} episode(s): the split needs at least 2")

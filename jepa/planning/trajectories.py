@@ -52,7 +52,7 @@ def held_out_count(n: int, fraction: float) -> int:
     return max(1, round(fraction * n))
 
 
-def read_episodes(spec: str, max_episodes: int | None = None) -> Iterator[Episode]:
+def read_episodes(spec: str, max_episodes: int | None = None, frames: bool = True) -> Iterator[Episode]:
     """Episodes of shards, in order, decoded whole (every frame, with the project's video decoder).
 
     The spec is checked now (a missing shard raises here); shards are read lazily. When the video
@@ -62,6 +62,8 @@ def read_episodes(spec: str, max_episodes: int | None = None) -> Iterator[Episod
     Args:
         spec: a shard path or brace pattern, e.g. ``data/pusht/pusht-{000000..000003}.tar``.
         max_episodes: stop after this many episodes (None: all).
+        frames: decode the videos; False reads actions and states only (``Episode.frames`` is then
+            empty), for what replays the recordings in a simulator.
 
     Returns:
         An iterator of Episodes.
@@ -75,10 +77,10 @@ def read_episodes(spec: str, max_episodes: int | None = None) -> Iterator[Episod
     if max_episodes is not None and max_episodes < 0:
         raise ValueError(f"max_episodes must be >= 0 or None, got {max_episodes}")
     urls = expand_shards(spec)
-    return _episodes(urls, max_episodes)
+    return _episodes(urls, max_episodes, frames)
 
 
-def _episodes(urls: list[str], max_episodes: int | None) -> Iterator[Episode]:
+def _episodes(urls: list[str], max_episodes: int | None, frames: bool = True) -> Iterator[Episode]:
     count = 0
     for url in urls:
         if max_episodes is not None and count >= max_episodes:
@@ -91,7 +93,7 @@ def _episodes(urls: list[str], max_episodes: int | None) -> Iterator[Episode]:
             for sample in _samples(url, stream):
                 if max_episodes is not None and count >= max_episodes:
                     return
-                yield _episode(url, sample)
+                yield _episode(url, sample, frames)
                 count += 1
 
 
@@ -118,19 +120,23 @@ def _array(url: str, key: str, sample: dict, member: str) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def _episode(url: str, sample: dict) -> Episode:
+def _episode(url: str, sample: dict, decode: bool = True) -> Episode:
     key = sample["__key__"]
     for member in ("action.npy", "mp4"):
         if member not in sample:
             raise JEPAError(f"episode {key} in {url} has no {member}: {FORMAT}")
     actions = _array(url, key, sample, "action.npy")
     states = _array(url, key, sample, "state.npy") if "state.npy" in sample else None
-    decoded = decode_planned(sample["mp4"], lambda n, fps: range(n), name=f"{url}:{key}.mp4")
-    frames = np.stack([decoded.frames[i] for i in sorted(decoded.frames)])
-    lengths = [len(frames), len(actions)] + ([len(states)] if states is not None else [])
+    if decode:
+        decoded = decode_planned(sample["mp4"], lambda n, fps: range(n), name=f"{url}:{key}.mp4")
+        frames = np.stack([decoded.frames[i] for i in sorted(decoded.frames)])
+    else:
+        frames = np.zeros((0, 0, 0, 3), np.uint8)
+    lengths = ([len(frames)] if decode else []) + [len(actions)] + ([len(states)] if states is not None else [])
     steps = min(lengths)
     if max(lengths) != steps:
-        named = f"{len(frames)} frames, {len(actions)} actions" + (f", {len(states)} states" if states is not None else "")
+        named = (f"{len(frames)} frames, " if decode else "") + f"{len(actions)} actions" + (
+            f", {len(states)} states" if states is not None else "")
         warnings.warn(f"episode {key} in {url}: {named}; cut to {steps} steps", stacklevel=3)
         frames, actions = frames[:steps], actions[:steps]
         states = states[:steps] if states is not None else None

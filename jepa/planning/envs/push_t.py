@@ -15,7 +15,7 @@ episode's first state reproduce the recorded states to within 1e-4 px: ``push_t_
 - Success: the distance over (pusher x, y, block x, y) to the goal under ``success_distance`` px and
   the block's angle within ``success_angle`` of the goal's, checked after every control step, so
   that it counts at any step of the budget.
-- Tasks: ``reset(seed=i)`` plays task ``i`` of ``tasks`` (a file written by ``jepa plan pusht-tasks``:
+- Tasks: ``reset(seed=i)`` plays task ``i`` of ``tasks`` (a file written by ``jepa world pusht-tasks``:
   start and goal states from held-out episodes, the goal being where the next 25 recorded actions
   lead); without one, a random start (gym-pusht's ranges) and a random goal.
 
@@ -73,7 +73,7 @@ class PushTConfig:
         success_angle: radians of block angle (pi / 9).
         budget: control steps an episode may take (50: stable-worldmodel's budget), so
             ``budget // frame_skip`` environment steps.
-        tasks: a task file of ``jepa plan pusht-tasks`` (None: random starts and goals).
+        tasks: a task file of ``jepa world pusht-tasks`` (None: random starts and goals).
         keep_out, keep_out_clearance, agent_radius: the guardrail settings every environment takes;
             Push-T has no keep-out region (the agent's radius is the pusher's, 15 px).
     """
@@ -370,14 +370,14 @@ class PushTEnv(gymnasium.Env):
 
 
 def load_tasks(path: str | Path) -> list[dict[str, Any]]:
-    """The tasks of a ``jepa plan pusht-tasks`` file; a missing or foreign file ends in one line."""
+    """The tasks of a ``jepa world pusht-tasks`` file; a missing or foreign file ends in one line."""
     p = Path(path)
     if not p.is_file():
-        raise JEPAError(f"push-t task file {p} does not exist: write one with jepa plan pusht-tasks")
+        raise JEPAError(f"push-t task file {p} does not exist: write one with jepa world pusht-tasks")
     try:
         data = json.loads(p.read_text())
         tasks = data["tasks"]
         assert all(len(t["start"]) == 5 and len(t["goal"]) == 5 for t in tasks)
     except (ValueError, KeyError, TypeError, AssertionError):
-        raise JEPAError(f"{p} is not a push-t task file (jepa plan pusht-tasks writes one)") from None
+        raise JEPAError(f"{p} is not a push-t task file (jepa world pusht-tasks writes one)") from None
     return tasks

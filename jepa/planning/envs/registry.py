@@ -35,16 +35,17 @@ class PipelineSizes:
 @dataclass(frozen=True)
 class Environment:
     """A registered environment: its names, class and config, and its pipeline recipe (shipped
-    configs under ``configs/planning/`` and sizes; None where ``jepa plan pipeline`` has none yet)."""
+    configs under ``configs/planning/`` and sizes)."""
 
     name: str
     gym_id: str
     env_class: type
     config_class: type
-    encoder_config: str | None
-    world_config: str | None
-    sizes: dict[str, PipelineSizes] | None
+    encoder_config: str
+    world_config: str
+    sizes: dict[str, PipelineSizes]
     slow_config: str = "slow_world.yaml"
+    from_recordings: bool = False  # the pipeline replays recorded episodes (--replay) instead of exploring
 
     def make(self, **kwargs: Any) -> PlanningEnv:
         return self.env_class(**kwargs)
@@ -59,9 +60,12 @@ ENVIRONMENTS: dict[str, Environment] = {env.name: env for env in (
     Environment("four-rooms", "jepa/FourRooms-v0", FourRoomsEnv, FourRoomsConfig, "two_rooms_encoder.yaml",
                 "two_rooms_world.yaml", {"full": PipelineSizes(400, 150, 600, 3000, 50),
                                          "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
-    # gym-pusht's simulation (the extra 'pusht'); its tasks come from recorded episodes
-    # (jepa world pusht-tasks). No pipeline recipe yet: its encoder and world model are trained by hand.
-    Environment("push-t", "jepa/PushT-v0", PushTEnv, PushTConfig, None, None, None),
+    # gym-pusht's simulation (the extra 'pusht'). Its pipeline starts from recorded episodes (--replay):
+    # tasks from the held-out ones, noisy replays of the others as training episodes (length: each
+    # recording's own); 100 evaluation tasks.
+    Environment("push-t", "jepa/PushT-v0", PushTEnv, PushTConfig, "pusht_encoder.yaml", "pusht_world.yaml",
+                {"full": PipelineSizes(1650, 0, 1000, 3000, 100), "tiny": PipelineSizes(16, 0, 4, 6, 2, 6)},
+                from_recordings=True),
 )}
 
 
