@@ -94,7 +94,7 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
     stage("episodes")
     frames = ShardPattern(str(out / "frames" / "frames-%06d.tar"))
     if not Path(frames.path(0)).is_file():
-        frames_to_image_shards(str(episodes), frames.pattern, every=4)
+        frames_to_image_shards(str(episodes), frames.pattern, every=size.frame_every)
     # Every frame shard: Four-Rooms' 15,000 frames fill two (10,000 per shard).
     frames_spec = frames.brace(len(frames.existing()))
     stage("frames")

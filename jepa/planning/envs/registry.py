@@ -30,6 +30,7 @@ class PipelineSizes:
     world_steps: int
     eval_episodes: int
     slow_steps: int = 6000  # the slow world model's optimizer steps (--hierarchy 2)
+    frame_every: int = 4  # every k-th episode frame becomes an encoder training image
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ ENVIRONMENTS: dict[str, Environment] = {env.name: env for env in (
     # tasks from the held-out ones, noisy replays of the others as training episodes (length: each
     # recording's own); 100 evaluation tasks.
     Environment("push-t", "jepa/PushT-v0", PushTEnv, PushTConfig, "pusht_encoder.yaml", "pusht_world.yaml",
-                {"full": PipelineSizes(1650, 0, 1000, 3000, 100), "tiny": PipelineSizes(16, 0, 4, 6, 2, 6)},
+                {"full": PipelineSizes(1650, 0, 1000, 3000, 100, frame_every=2),
+                 "tiny": PipelineSizes(16, 0, 4, 6, 2, 6, frame_every=2)},
                 from_recordings=True),
 )}
 
