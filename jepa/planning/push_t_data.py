@@ -51,10 +51,7 @@ def replay_with_noise(env: PushTEnv, recorded: Recorded, rng: np.random.Generato
     for k in range(first, steps):
         frames.append(env.render())
         states.append(env.state)
-        target = recorded.targets[(k + 1) * skip - 1]
-        action = (target - env.state[:2]) / env.config.action_scale + rng.normal(0.0, noise, 2)
-        norm = float(np.linalg.norm(action))
-        action = action * min(1.0, env.max_action_norm / max(norm, 1e-12))
+        action = env.bounded(env.action_toward(recorded.targets[(k + 1) * skip - 1]) + rng.normal(0.0, noise, 2))
         actions.append(action.astype(np.float32))
         env.step(action)
     return np.stack(frames), np.stack(actions), np.stack(states)

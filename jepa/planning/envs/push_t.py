@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ...errors import JEPAError
+from ..interfaces import clip_norm
 from .setup import configure
 
 WORKSPACE = 512.0
@@ -249,11 +250,8 @@ class PushTEnv(gymnasium.Env):
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (2,) or not np.isfinite(a).all():
             raise ValueError(f"action must be 2 finite numbers, got {action!r}")
-        norm = float(np.linalg.norm(a))
-        if norm > self.config.max_action_norm:
-            a = a * (self.config.max_action_norm / norm)
         pusher = self._sim.sim.agent.position
-        target = (pusher.x + self.config.action_scale * a[0], pusher.y + self.config.action_scale * a[1])
+        target = self._target(np.array([pusher.x, pusher.y]), self.bounded(a))
         success = False
         for _ in range(self.config.frame_skip):
             self._sim.control(target)
@@ -277,13 +275,11 @@ class PushTEnv(gymnasium.Env):
         Not differentiable (pymunk is not batched): the gradient planner cannot use the simulator arm."""
         sim = self._scratch_sim()
         s_np = states.detach().cpu().double().numpy().reshape(-1, 5)
-        a_np = actions.detach().cpu().double().numpy().reshape(-1, 2)
-        norms = np.linalg.norm(a_np, axis=1, keepdims=True)
-        a_np = a_np * np.minimum(1.0, self.config.max_action_norm / np.maximum(norms, 1e-12))
+        a_np = self.bounded(actions.detach().cpu().double().numpy().reshape(-1, 2))
         out = np.empty((len(s_np), 5), np.float32)
         for i, (s, a) in enumerate(zip(s_np, a_np)):
             sim.place(s)
-            target = (s[0] + self.config.action_scale * a[0], s[1] + self.config.action_scale * a[1])
+            target = self._target(s[:2], a)
             for _ in range(self.config.frame_skip):
                 sim.control(target)
             out[i] = sim.state()
@@ -342,9 +338,20 @@ class PushTEnv(gymnasium.Env):
         k = (step + 1) * self.config.frame_skip - 1
         if k >= len(targets):
             return np.zeros(2, np.float32)
-        action = (np.asarray(targets[k]) - self._sim.state()[:2]) / self.config.action_scale
-        norm = float(np.linalg.norm(action))
-        return (action * min(1.0, self.config.max_action_norm / max(norm, 1e-12))).astype(np.float32)
+        return self.bounded(self.action_toward(targets[k])).astype(np.float32)
+
+    def action_toward(self, target: Any) -> np.ndarray:
+        """The (unbounded) action whose pusher target is ``target`` (workspace pixels), from where the pusher is."""
+        return (np.asarray(target, np.float64) - self._sim.state()[:2]) / self.config.action_scale
+
+    def bounded(self, actions: np.ndarray) -> np.ndarray:
+        """Actions [..., 2] scaled back onto the norm ball where longer, as ``step`` applies them."""
+        return clip_norm(torch.from_numpy(np.asarray(actions, np.float64)), self.config.max_action_norm).numpy()
+
+    def _target(self, pusher: np.ndarray, action: np.ndarray) -> tuple[float, float]:
+        # Relative actions (DINO-WM): the pusher's target is where it is plus action_scale x the action.
+        return (float(pusher[0] + self.config.action_scale * action[0]),
+                float(pusher[1] + self.config.action_scale * action[1]))
 
     # --- helpers -------------------------------------------------------------------------------
     def _scratch_sim(self) -> Simulator:
