@@ -184,3 +184,22 @@ def test_oracle_waypoints_lead_round_the_keep_out_at_the_margin_to_the_goal():
                 break
         assert success, seed
     assert bent >= 2  # some routes go round a square (seeds 2, 5 and 13 among these)
+
+
+def test_the_two_level_pipeline_trains_two_slow_models_at_once_and_plans_with_them_as_one(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "fr"
+    result = subprocess.run([sys.executable, "-m", "jepa.cli", "plan", "pipeline", "--env", "four-rooms", "--hierarchy", "2",
+                             "--size", "tiny", "--steps", "2", "--workers", "2", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    plan = json.loads((out / "plan" / "plan.json").read_text())
+    assert list(plan["arms"]) == ["world_model", "hierarchical"]
+    assert plan["settings"]["slow"] == [str(out / "slow" / "world"), str(out / "slow_1" / "world")]
+    # Each member its own seed: other weights, the same fast model underneath.
+    a, b = (json.loads((out / d / "world" / "world.json").read_text()) for d in ("slow", "slow_1"))
+    assert a["fast_world_sha256"] == b["fast_world_sha256"]
+    assert (out / "slow" / "world" / "world.safetensors").read_bytes() != (out / "slow_1" / "world" / "world.safetensors").read_bytes()

@@ -250,3 +250,57 @@ def test_graph_search_spread_keeps_novel_points_apart_and_misses_none():
     left = [i for i in range(2000) if novelty[i] > radius and i not in set(kept)]
     assert torch.cdist(points[left], chosen).min(dim=1).values.max() <= radius
     assert _spread(points, novelty, radius, limit=3) == kept[:3]
+
+
+class GhostMacro(MazeMacro):
+    """A slow model that imagines the agent through every wall (free motion, clipped to the arena): a
+    member whose imagination is wrong exactly at the walls and doors."""
+
+    def __call__(self, reps: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        steps = codes * (K * self.env.max_action_norm)
+        return (reps.float()[:, None] + steps.cumsum(dim=1)).clamp(0.0, 1.0)
+
+
+def as_member(model: MazeMacro) -> MazeMacro:
+    """The analytic model as an ensemble member: its bank's action chunks (K steps of the code's
+    action) and the encoder back to the code."""
+    model.bank_actions = (model.bank * model.env.max_action_norm)[:, None].expand(-1, K, -1)
+    model.encode = lambda chunks: chunks.mean(dim=-2) / model.env.max_action_norm
+    model.config = type("C", (), {"steps": K})()
+    return model
+
+
+def test_an_ensemble_drops_the_moves_its_members_disagree_on_and_routes_round_the_closed_door():
+    from jepa.planning.slow_ensemble import SlowEnsemble
+
+    env = make_env("four-rooms", resolution=16)
+    seed = detour_seeds(env, 1)[0]
+    _, info = env.reset(seed=seed)
+    start, goal = torch.as_tensor(info["state"]), torch.as_tensor(info["goal"])
+    cost = GoalEnergy(goal, env.max_action_norm)
+    search = GraphSearch(GraphSearchSettings(codes=32, depth=6, frontier=64))
+    true, ghost = as_member(MazeMacro(env)), as_member(GhostMacro(env))
+
+    def crosses_a_wall(route) -> bool:  # a macro-step the true maze does not make
+        states = torch.cat([start[None], route.states])
+        return bool((true.successors(states[:-1], route.codes).diagonal().T - states[1:]).norm(dim=1).max() > 1e-3)
+
+    alone = search.plan(ghost.successors, start, cost, ghost.bank)
+    assert crosses_a_wall(alone)  # the ghost alone plans through the closed door
+    ensemble = SlowEnsemble([true, ghost])
+    assert ensemble.bank.shape == (48, 4) and torch.allclose(ensemble.bank[:, 2:], ghost.bank)
+    states, spread = ensemble.successors(start[None], ensemble.bank[:5])
+    assert states.shape == (1, 5, 2) and spread.shape == (1, 5) and (spread >= 0).all()
+    route = GraphSearch(GraphSearchSettings(codes=32, depth=6, frontier=64, disagreement=0.25)).plan(
+        ensemble.successors, start, cost, ensemble.bank)
+    # Where the members agree (open floor) the mean is the truth: the route goes round, through the doors.
+    assert float((route.states[-1] - goal).norm()) < 0.15 and len(route.states) >= 3
+    members_route = type(route)(route.states, route.codes[:, :2], route.nodes)
+    assert not crosses_a_wall(members_route)
+    with pytest.raises(JEPAError, match="disagreement > 0"):
+        GraphSearchSettings(disagreement=0)
+    env2 = make_env("four-rooms", resolution=16)
+    unknown = as_member(MazeMacro(env2))
+    unknown.bank_actions = torch.full_like(unknown.bank_actions, float("nan"))
+    with pytest.raises(JEPAError, match="holds no bank chunks"):
+        SlowEnsemble([unknown, ghost])

@@ -109,5 +109,5 @@ def _quits_on_one(x: int) -> int:
 
 @needs_fork
 def test_a_worker_that_quits_without_its_episodes_is_an_error_not_a_hang():
-    with pytest.raises(JEPAError, match="planning workers ended before episode 2 of 4 was played"):
+    with pytest.raises(JEPAError, match="planning workers ended before episode 2 of 4 was done"):
         list(map_in_workers(_quits_on_one, range(4), 2))

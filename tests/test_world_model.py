@@ -384,3 +384,30 @@ def test_slow_world_model_trains_resumes_exactly_and_sits_on_its_fast_model(setu
                  "--model.fast_world", str(slow_dir)])
     err = capsys.readouterr().err
     assert code == 2 and "holds a slow world model, not a fast one" in err and len(err.strip().splitlines()) == 1
+    # The bank's action chunks are kept: another slow model can encode them (an ensemble's shared codes).
+    assert model.bank_actions.shape == (16, 3, 2) and torch.allclose(model.encode(model.bank_actions), model.bank)
+    # Two slow models plan as one ensemble; plan.json names both.
+    out = tmp_path / "plan"
+    code = main(["plan", "--encoder", str(setup["encoder"]), "--world", str(fast_world), "--hierarchy", "2",
+                 "--slow", str(slow_dir), str(tmp_path / "a" / "run" / "world"), "--arms", "hierarchical",
+                 "--episodes", "1", "--steps", "2", "--low-samples", "8", "--low-iterations", "1", "--workers", "1",
+                 "--out", str(out)])
+    plan = json.loads((out / "plan.json").read_text())
+    assert code == 0 and len(plan["settings"]["slow"]) == 2 and plan["settings"]["disagreement"] == 1.0
+
+
+def test_a_slow_model_exported_before_bank_chunks_were_kept_loads_and_is_refused_as_an_ensembles_first(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from jepa.planning.slow_ensemble import SlowEnsemble
+    from jepa.planning.slow_model import SlowModelConfig, SlowWorldModel
+
+    config = SlowModelConfig(steps=3, code_dim=2, width=16, depth=1, heads=2, bank_size=4)
+    state = {k: v for k, v in SlowWorldModel(config, 8, 2).state_dict().items() if k != "bank_actions"}
+    save_file(state, str(tmp_path / "old.safetensors"))
+    old = SlowWorldModel(config, 8, 2)
+    old.load_state_dict(load_file(str(tmp_path / "old.safetensors")))  # strict: the missing chunks are filled
+    assert old.bank_actions.isnan().all()
+    assert SlowEnsemble([old]).bank.shape == (4, 2)  # alone it plans as before
+    with pytest.raises(JEPAError, match="holds no bank chunks"):
+        SlowEnsemble([old, SlowWorldModel(config, 8, 2)])

@@ -229,8 +229,12 @@ def add_hierarchy(parser: argparse.ArgumentParser) -> None:
     """The two-level planner's options, shared by jepa plan and jepa plan pipeline."""
     parser.add_argument("--hierarchy", type=int, choices=(1, 2), default=1,
                         help="planning levels: 1 flat; 2 adds the slow world model's subgoals (the hierarchical arm)")
-    parser.add_argument("--slow", default=None, metavar="DIR",
-                        help="the slow world model's folder (<run_dir>/world of jepa world slow; needed by --hierarchy 2)")
+    parser.add_argument("--slow", nargs="+", default=None, metavar="DIR",
+                        help="the slow world model's folder (<run_dir>/world of jepa world slow; needed by --hierarchy 2); "
+                        "several: an ensemble whose high level keeps only the moves its members agree on")
+    parser.add_argument("--disagreement", type=float, default=1.0,
+                        help="with several --slow models: a high-level move is dropped when a member's prediction lies "
+                        "farther than this factor of the graph search's merge radius from the members' mean")
     parser.add_argument("--high", choices=("graph", "cem"), default="graph",
                         help="the high level's search: graph (breadth-first over imagined macro-states, merged "
                         "where they coincide) or cem (CEM over --macro-horizon bank codes)")

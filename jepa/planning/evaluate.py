@@ -37,6 +37,7 @@ from .hierarchical import HierarchicalPlanner, HierarchySettings, OracleSubgoals
 from .interfaces import Planner, clip_norm
 from .perception import Perception
 from .simulator import SimulatorDynamics
+from .slow_ensemble import SlowEnsemble
 from .slow_model import SlowWorldModel
 from .workers import map_in_workers
 from .world_model import LatentContext, LatentDynamics, WorldModel
@@ -66,7 +67,7 @@ class LearnedAgent:
     probe: PositionProbe | None = None
     probe_margin: float = 0.0
     energy: str = "latent"  # "latent": distance between representations; "probe": between the positions they encode
-    slow: SlowWorldModel | None = None  # the two-level arms' slow model
+    slow: SlowWorldModel | SlowEnsemble | None = None  # the two-level arms' slow model (or several)
     hierarchy: HierarchySettings | None = None
 
     @property

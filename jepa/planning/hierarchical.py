@@ -29,6 +29,7 @@ from .costs import GoalEnergy
 from .graph_search import GraphSearch, GraphSearchSettings
 from .interfaces import Dynamics, Planner, PlanResult
 from .planners import BankCEM, BankCEMSettings
+from .slow_ensemble import SlowEnsemble
 from .slow_model import MacroDynamics, SlowWorldModel
 
 
@@ -81,12 +82,12 @@ class HierarchicalPlanner:
     One instance per episode: it keeps the current subgoal and the log of decisions (``subgoals``).
 
     Args:
-        slow: the slow world model (on the same encoder as the fast one).
+        slow: the slow world model (on the same encoder as the fast one), or several as a ``SlowEnsemble``.
         low: the low-level planner (CEM, MPPI or gradient).
         settings: the high level's settings.
     """
 
-    def __init__(self, slow: SlowWorldModel, low: Planner, settings: HierarchySettings | None = None) -> None:
+    def __init__(self, slow: SlowWorldModel | SlowEnsemble, low: Planner, settings: HierarchySettings | None = None) -> None:
         self.slow = slow
         self.low = low
         self.settings = settings or HierarchySettings()

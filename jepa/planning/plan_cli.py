@@ -20,11 +20,13 @@ from .agent import AgentSettings
 from .costs import GoalEnergy
 from .envs.registry import make_env
 from .evaluate import DEFAULT_ARMS, TWO_LEVEL, GoalSettings, LearnedAgent, evaluate
+from .graph_search import GraphSearchSettings
 from .hierarchical import HierarchySettings
 from .perception import Perception
 from .planners import CEM, MPPI, CEMSettings, GradientPlanner, GradientSettings, MPPISettings
 from .plots import plot_energy, plot_final_frames, plot_trajectories
 from .simulator import SimulatorDynamics
+from .slow_ensemble import SlowEnsemble
 from .workers import usable_workers, worker_threads
 from .world_export import load_position_probe, load_slow_model, load_world_model, read_world_config
 from .world_model import LatentContext, LatentDynamics
@@ -111,8 +113,10 @@ def _plan(args: argparse.Namespace) -> int:
         margin = args.margin if args.margin is not None else probe_error + half_step
         agent = LearnedAgent(perception, world, probe, margin, args.energy)
         if args.hierarchy == 2:
-            agent.slow, _ = load_slow_model(args.slow, perception.encoder_id, args.world)
-            agent.hierarchy = HierarchySettings(args.high, args.macro_horizon, args.replan_every)
+            members = [load_slow_model(d, perception.encoder_id, args.world)[0] for d in args.slow]
+            agent.slow = members[0] if len(members) == 1 else SlowEnsemble(members)
+            agent.hierarchy = HierarchySettings(args.high, args.macro_horizon, args.replan_every,
+                                                graph=GraphSearchSettings(disagreement=args.disagreement))
     # Every arm plays the same episodes: starts and goals clear of the widest margin any arm keeps.
     clearance = max(half_step, agent.probe_margin if agent else 0.0) + default.config.agent_radius
     env = make_env(args.env, keep_out=tuple(args.keep_out) if args.keep_out else None, keep_out_clearance=clearance,
@@ -156,7 +160,8 @@ def _plan(args: argparse.Namespace) -> int:
                      "discount": args.discount, "hierarchy": args.hierarchy,
                      # Planning ms per step are measured inside each worker, on its share of the threads.
                      "workers": workers, "threads_per_worker": worker_threads(workers),
-                     **({"slow": args.slow, "high": args.high, "macro_horizon": args.macro_horizon, "replan_every": args.replan_every,
+                     **({"slow": args.slow if len(args.slow) > 1 else args.slow[0],
+                         **({"disagreement": args.disagreement} if len(args.slow) > 1 else {}), "high": args.high, "macro_horizon": args.macro_horizon, "replan_every": args.replan_every,
                          "low_samples": args.low_samples, "low_iterations": args.low_iterations,
                          "steps_per_macro_action": agent.slow.config.steps}
                         if agent is not None and agent.slow is not None else {})},

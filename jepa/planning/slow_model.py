@@ -84,6 +84,14 @@ class SlowWorldModel(nn.Module):
         self.register_buffer("action_mean", torch.zeros(action_dim))
         self.register_buffer("action_std", torch.ones(action_dim))
         self.register_buffer("bank", torch.zeros(config.bank_size, config.code_dim))
+        # The action chunks the bank's codes were made from: another slow model encodes the same chunks
+        # to search beside this one (``SlowEnsemble``). NaN in exports written before they were kept.
+        self.register_buffer("bank_actions", torch.full((config.bank_size, config.steps, action_dim), float("nan")))
+        self._register_load_state_dict_pre_hook(self._chunks_unknown)
+
+    def _chunks_unknown(self, state: dict, prefix: str, *args: object) -> None:
+        """Loads a slow model saved before its bank chunks were kept: they stay unknown (NaN)."""
+        state.setdefault(prefix + "bank_actions", torch.full_like(self.bank_actions, float("nan")))
 
     def set_action_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         if mean.shape != (self.action_dim,) or std.shape != (self.action_dim,):
@@ -113,8 +121,8 @@ class SlowWorldModel(nn.Module):
 
 
 class MacroDynamics:
-    """A slow model behind the planners' ``Dynamics`` interface: actions are macro-action codes, the
-    context is the current representation [D]."""
+    """A slow model (or a ``SlowEnsemble``) behind the planners' ``Dynamics`` interface: actions are
+    macro-action codes, the context is the current representation [D]."""
 
     def __init__(self, model: SlowWorldModel) -> None:
         self.model = model

@@ -108,6 +108,7 @@ def fill_bank(model: SlowWorldModel, episodes: EncodedEpisodes, seed: int = 0) -
         if len(starts) > model.config.bank_size else starts[torch.arange(model.config.bank_size) % len(starts)]
     _, actions = episodes.windows(rows, k)
     model.bank.copy_(model.encode(actions))
+    model.bank_actions.copy_(actions)
     return int(len(starts))
 
 

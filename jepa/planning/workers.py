@@ -1,4 +1,5 @@
-"""Episodes in worker processes: ``jepa plan`` plays its seeded episodes on every core.
+"""Episodes in worker processes: ``jepa plan`` plays its seeded episodes on every core (and ``jepa
+plan pipeline`` trains the members of a slow-model ensemble the same way).
 
 Why processes and not torch's threads alone: a planner's work is many small matrix products (300 CEM
 candidates x a width-128 model), where two threads make a step only 1.4-1.6 times faster than one
@@ -80,11 +81,13 @@ def _play(job: Callable[[Any], Any], share: list[tuple[int, Any]], threads: int,
     conn.close()
 
 
-def map_in_workers(job: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+def map_in_workers(job: Callable[[T], R], items: Iterable[T], workers: int, label: str = "planning worker",
+                   unit: str = "episode") -> Iterator[R]:
     """``job`` over ``items`` in ``workers`` forked processes (item i in worker i mod ``workers``),
     results yielded in the items' order as they are ready (in this process when ``workers`` <= 1 or
     fork is unavailable). An exception raised by a job is raised here; a stop request ends the map
-    (``StopRequested``); closing the iterator early ends the workers."""
+    (``StopRequested``); closing the iterator early ends the workers. ``label`` and ``unit`` name a
+    worker and an item in the one-line errors."""
     items = list(items)
     workers = min(workers, len(items))
     if workers <= 1 or not can_fork():
@@ -111,7 +114,7 @@ def map_in_workers(job: Callable[[T], R], items: Iterable[T], workers: int) -> I
                 continue
             raise_if_stop_requested()
             if not open_conns:  # every worker ended cleanly, yet an episode never came back
-                raise JEPAError(f"planning workers ended before episode {nxt + 1} of {len(items)} was played")
+                raise JEPAError(f"{label}s ended before {unit} {nxt + 1} of {len(items)} was done")
             for conn in wait(list(open_conns), timeout=POLL_S):
                 try:
                     index, ok, value = pickle.loads(conn.recv_bytes())
@@ -119,8 +122,8 @@ def map_in_workers(job: Callable[[T], R], items: Iterable[T], workers: int) -> I
                     proc = open_conns.pop(conn)
                     proc.join(timeout=5)
                     if proc.exitcode != 0:  # a worker that played its share exits 0 (errors come as messages)
-                        raise JEPAError(f"{describe_exit(proc.pid, proc.exitcode, 'planning worker')} "
-                                        "before its episodes were played") from None
+                        raise JEPAError(f"{describe_exit(proc.pid, proc.exitcode, label)} before its {unit}s were "
+                                        "done") from None
                     continue
                 if not ok:
                     raise value
