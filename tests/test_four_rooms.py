@@ -193,7 +193,7 @@ def test_the_two_level_pipeline_trains_two_slow_models_at_once_and_plans_with_th
 
     out = tmp_path / "fr"
     result = subprocess.run([sys.executable, "-m", "jepa.cli", "plan", "pipeline", "--env", "four-rooms", "--hierarchy", "2",
-                             "--size", "tiny", "--steps", "2", "--workers", "2", "--out", str(out)],
+                             "--size", "tiny", "--steps", "2", "--workers", "2", "--slow-members", "2", "--out", str(out)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     plan = json.loads((out / "plan" / "plan.json").read_text())
@@ -203,3 +203,6 @@ def test_the_two_level_pipeline_trains_two_slow_models_at_once_and_plans_with_th
     a, b = (json.loads((out / d / "world" / "world.json").read_text()) for d in ("slow", "slow_1"))
     assert a["fast_world_sha256"] == b["fast_world_sha256"]
     assert (out / "slow" / "world" / "world.safetensors").read_bytes() != (out / "slow_1" / "world" / "world.safetensors").read_bytes()
+    refused = subprocess.run([sys.executable, "-m", "jepa.cli", "plan", "pipeline", "--slow-members", "2", "--out",
+                              str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--slow-members must be >= 1 and needs --hierarchy 2" in refused.stderr

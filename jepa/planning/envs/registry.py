@@ -30,7 +30,6 @@ class PipelineSizes:
     world_steps: int
     eval_episodes: int
     slow_steps: int = 6000  # the slow world model's optimizer steps (--hierarchy 2)
-    slow_members: int = 1  # slow models trained (seeds 0, 1, ...), planned with as one ensemble
     frame_every: int = 4  # every k-th episode frame becomes an encoder training image
 
 
@@ -58,11 +57,10 @@ ENVIRONMENTS: dict[str, Environment] = {env.name: env for env in (
                 "two_rooms_world.yaml", {"full": PipelineSizes(400, 100, 600, 3000, 50),
                                          "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
     # The same encoder and world-model recipes (64 x 64 frames, 2-D actions); longer episodes for the
-    # smaller step; two slow models, planned with as one ensemble (docs/planning.md: 94% of the tasks
-    # against 82% and 84% for each alone).
+    # smaller step.
     Environment("four-rooms", "jepa/FourRooms-v0", FourRoomsEnv, FourRoomsConfig, "two_rooms_encoder.yaml",
-                "two_rooms_world.yaml", {"full": PipelineSizes(400, 150, 600, 3000, 50, slow_members=2),
-                                         "tiny": PipelineSizes(12, 24, 4, 6, 2, 6, slow_members=2)}),
+                "two_rooms_world.yaml", {"full": PipelineSizes(400, 150, 600, 3000, 50),
+                                         "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
     # gym-pusht's simulation (the extra 'pusht'). Its pipeline starts from recorded episodes (--replay):
     # tasks from the held-out ones, noisy replays of the others as training episodes (length: each
     # recording's own); 100 evaluation tasks.
