@@ -51,6 +51,13 @@ def _ran(code: int, what: str) -> None:
                         "to continue")
 
 
+def _finished(run: Path) -> bool:
+    """A world-model run (fast or slow) is done once its summary.json holds the open-loop table, which
+    it gains last."""
+    summary = run / "summary.json"
+    return summary.is_file() and "open_loop_val" in json.loads(summary.read_text())
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     """``jepa plan pipeline`` with its arguments read (``jepa.planning.commands.pipeline_parser``)."""
     entry = environment(args.env)
@@ -110,9 +117,7 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
         export_checkpoint(run / "checkpoints" / "last.ckpt", export)
     stage("encoder")
     world_dir = out / "world" / "world"
-    summary = out / "world" / "summary.json"
-    # summary.json gains the open-loop table last, once the world model, its probe and the table are written.
-    if not (summary.is_file() and "open_loop_val" in json.loads(summary.read_text())):
+    if not _finished(out / "world"):
         run = out / "world"
         resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
         _ran(world(["--config", _config(entry.world_config), "--data.train", str(episodes), "--data.encoder",
@@ -133,8 +138,7 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
                                str(export), "--model.fast_world", str(world_dir), "--run_dir", str(slow_run),
                                "--trainer.max_steps", str(size.slow_steps), *seeds, *report, *resume])
 
-        pending = [i for i, r in enumerate(slow_runs)
-                   if not ((r / "summary.json").is_file() and "open_loop_val" in json.loads((r / "summary.json").read_text()))]
+        pending = [i for i, r in enumerate(slow_runs) if not _finished(r)]
         # Members train at once, one per worker on its share of the threads: small products keep two
         # threads of one run busy only part of the time (2 cores: two runs of 6,000 steps in 618 s at
         # once, 409 s and 384 s one after the other).

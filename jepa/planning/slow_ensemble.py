@@ -3,13 +3,13 @@ the models agree.
 
 Why: one slow model's imagination at a closed door is one draw. Trained on the same episodes, slow
 models that differ only in their seed took the hierarchical arm to 74-88% of the Four-Rooms tasks,
-every miss a detour or a keep-out task that true subgoals reach: a model that imagines the agent
-through a closed door sends it to push at the wall. Moves near a closed door are rare in the data
-(about 13 of 2,900 closed-door chunks start beside the door and move toward it), which is where
-independently trained models disagree (deep ensembles, Lakshminarayanan et al. 2017; PETS and
-MOPO use the members' disagreement the same way). A child of the graph search is the members' mean,
-and it is dropped when a member's prediction lies farther from that mean than ``disagreement``
-times the merge radius (``GraphSearchSettings.disagreement``).
+every miss a detour or a keep-out task that true subgoals reach. Moves near a closed door are rare in
+the data, which is where independently trained models disagree (deep ensembles, Lakshminarayanan et
+al. 2017; PETS and MOPO use the members' disagreement the same way). A child of the graph search is
+the members' mean, and it is dropped when a member's prediction lies farther from that mean than
+``disagreement`` times the merge radius (``GraphSearchSettings.disagreement``). Measured
+(docs/planning.md): two members reached 94% in two pairings and 78% in a third; the first member's
+bank, which chunks the search may take, decided most of that difference.
 
 The members must speak of the same macro-actions: each has its own macro encoder, so a code of one
 means nothing to another. A bank row is the same action chunk for every member (member 0's chunks,
