@@ -2,7 +2,7 @@
 the models agree.
 
 Why: one slow model's imagination at a closed door is one draw. Trained on the same episodes, slow
-models that differ only in their seed took the hierarchical arm to 74-88% of the Four-Rooms tasks,
+models that differ only in their seed took the hierarchical arm to 76-88% of the Four-Rooms tasks,
 every miss a detour or a keep-out task that true subgoals reach. Moves near a closed door are rare in
 the data, which is where independently trained models disagree (deep ensembles, Lakshminarayanan et
 al. 2017; PETS and MOPO use the members' disagreement the same way). A child of the graph search is
