@@ -295,9 +295,10 @@ def pipeline_parser() -> argparse.ArgumentParser:
                         help="full: the documented figures; tiny: seconds, for tests")
     parser.add_argument("--hierarchy", type=int, choices=(1, 2), default=1,
                         help="2: also train the slow world model and evaluate the hierarchical arm beside the flat one")
-    parser.add_argument("--slow-members", type=int, default=1, metavar="N",
-                        help="with --hierarchy 2: slow world models to train (seeds 0..N-1, at once in the workers), "
-                        "planned with as one ensemble")
+    parser.add_argument("--slow-members", type=int, default=None, metavar="N",
+                        help="with --hierarchy 2: slow world models to train (seeds 0..N-1, at once in the workers, "
+                        "sharing the slow-model steps), planned with as one ensemble (default: the environment's "
+                        "recipe; four-rooms 2, two-rooms 1)")
     parser.add_argument("--replay", default=None, metavar="SHARDS",
                         help="push-t: the recorded episodes its tasks (held-out part) and training replays come from")
     add_scoring(parser)

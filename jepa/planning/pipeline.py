@@ -67,7 +67,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
                         "'../shared/data/pusht/pusht-{000000..000003}.tar'")
     if args.replay and not entry.from_recordings:
         raise JEPAError(f"{entry.name} explores for its episodes: leave --replay out")
-    if args.slow_members < 1 or (args.slow_members > 1 and args.hierarchy != 2):
+    if args.slow_members is not None and (args.slow_members < 1 or (args.slow_members > 1 and args.hierarchy != 2)):
         raise JEPAError(f"--slow-members must be >= 1 and needs --hierarchy 2 above 1, got {args.slow_members}")
     if args.hierarchy == 2 and entry.from_recordings:
         raise JEPAError(f"{entry.name} has no two-level recipe: leave --hierarchy out")
@@ -128,7 +128,8 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
     if args.hierarchy == 2:
         # Several members differ in their initialisation and batch order (seed i); the planner searches
         # with them as one ensemble (jepa/planning/slow_ensemble.py).
-        slow_runs = [out / ("slow" if i == 0 else f"slow_{i}") for i in range(args.slow_members)]
+        members = args.slow_members or size.slow_members
+        slow_runs = [out / ("slow" if i == 0 else f"slow_{i}") for i in range(members)]
 
         def train_member(i: int) -> int:
             slow_run = slow_runs[i]
@@ -136,12 +137,13 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
             seeds = ["--model.seed", str(i), "--seed_everything", str(i)] if i else []
             return world_slow(["--config", _config(entry.slow_config), "--data.train", str(episodes), "--data.encoder",
                                str(export), "--model.fast_world", str(world_dir), "--run_dir", str(slow_run),
-                               "--trainer.max_steps", str(size.slow_steps), *seeds, *report, *resume])
+                               "--trainer.max_steps", str(max(1, size.slow_steps // members)), *seeds, *report,
+                               *resume])
 
         pending = [i for i, r in enumerate(slow_runs) if not _finished(r)]
         # Members train at once, one per worker on its share of the threads: small products keep two
         # threads of one run busy only part of the time (2 cores: two runs of 6,000 steps in 618 s at
-        # once, 409 s and 384 s one after the other).
+        # once, 409 s and 384 s one after the other). They share the steps of one model.
         for code in map_in_workers(train_member, pending, usable_workers(args.workers), "slow-model worker", "member"):
             _ran(code, "slow world model")
         stage("slow world model")

@@ -29,8 +29,9 @@ class PipelineSizes:
     encoder_steps: int
     world_steps: int
     eval_episodes: int
-    slow_steps: int = 6000  # the slow world model's optimizer steps (--hierarchy 2)
+    slow_steps: int = 6000  # the slow world models' optimizer steps, shared by the members (--hierarchy 2)
     frame_every: int = 4  # every k-th episode frame becomes an encoder training image
+    slow_members: int = 1  # slow world models planned with as one ensemble (--hierarchy 2)
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,10 @@ ENVIRONMENTS: dict[str, Environment] = {env.name: env for env in (
                 "two_rooms_world.yaml", {"full": PipelineSizes(400, 100, 600, 3000, 50),
                                          "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
     # The same encoder and world-model recipes (64 x 64 frames, 2-D actions); longer episodes for the
-    # smaller step.
+    # smaller step. Two slow models of 3,000 steps each, trained at once, as one ensemble: one model's
+    # hierarchical arm spread over 76-88% with its seed and bank draw (docs/planning.md).
     Environment("four-rooms", "jepa/FourRooms-v0", FourRoomsEnv, FourRoomsConfig, "two_rooms_encoder.yaml",
-                "two_rooms_world.yaml", {"full": PipelineSizes(400, 150, 600, 3000, 50),
+                "two_rooms_world.yaml", {"full": PipelineSizes(400, 150, 600, 3000, 50, slow_members=2),
                                          "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
     # gym-pusht's simulation (the extra 'pusht'). Its pipeline starts from recorded episodes (--replay):
     # tasks from the held-out ones, noisy replays of the others as training episodes (length: each
