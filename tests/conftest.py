@@ -17,6 +17,14 @@ CIFAR = SHARED_DATA / "cifar10"
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, str(REPO / "tests"))
 
+# The cores are shared by pytest-xdist's workers: each test, and every process it starts (notebook
+# kernels, DDP ranks, planning workers), gets its worker's share of the threads. Two workers of two
+# threads each on two cores oversubscribed them: a notebook that runs in 17 s alone took 68 s.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+if _WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+
 TINY_CONFIG = """\
 run_dir: {run_dir}
 report: false  # the tests draw report.png once, in test_report.py
@@ -80,7 +88,7 @@ def write_tiny_video_config(tmp_path: Path, steps: int = 4, train: str = "builti
 
 @pytest.fixture(autouse=True)
 def _single_thread_determinism():
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(THREADS)
     yield
 
 
