@@ -199,6 +199,9 @@ def test_the_two_level_pipeline_trains_two_slow_models_at_once_and_plans_with_th
     plan = json.loads((out / "plan" / "plan.json").read_text())
     assert list(plan["arms"]) == ["world_model", "hierarchical"]
     assert plan["settings"]["slow"] == [str(out / "slow" / "world"), str(out / "slow_1" / "world")]
+    record = json.loads((out / "pipeline.json").read_text())
+    assert (record["slow_members"], record["slow_steps_each"]) == (2, 3)  # one model's 6 tiny steps, shared
+    assert all(json.loads((out / d / "summary.json").read_text())["steps"] == 3 for d in ("slow", "slow_1"))
     # Each member its own seed: other weights, the same fast model underneath.
     a, b = (json.loads((out / d / "world" / "world.json").read_text()) for d in ("slow", "slow_1"))
     assert a["fast_world_sha256"] == b["fast_world_sha256"]

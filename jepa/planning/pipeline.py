@@ -125,10 +125,12 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
              "world model")
     stage("world model")
     hierarchy: list[str] = []
+    slow: dict[str, int] = {}  # what pipeline.json records of the slow models
     if args.hierarchy == 2:
         # Several members differ in their initialisation and batch order (seed i); the planner searches
         # with them as one ensemble (jepa/planning/slow_ensemble.py).
         members = args.slow_members or size.slow_members
+        slow = {"slow_members": members, "slow_steps_each": max(1, size.slow_steps // members)}
         slow_runs = [out / ("slow" if i == 0 else f"slow_{i}") for i in range(members)]
 
         def train_member(i: int) -> int:
@@ -137,8 +139,7 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
             seeds = ["--model.seed", str(i), "--seed_everything", str(i)] if i else []
             return world_slow(["--config", _config(entry.slow_config), "--data.train", str(episodes), "--data.encoder",
                                str(export), "--model.fast_world", str(world_dir), "--run_dir", str(slow_run),
-                               "--trainer.max_steps", str(max(1, size.slow_steps // members)), *seeds, *report,
-                               *resume])
+                               "--trainer.max_steps", str(slow["slow_steps_each"]), *seeds, *report, *resume])
 
         pending = [i for i, r in enumerate(slow_runs) if not _finished(r)]
         # Members train at once, one per worker on its share of the threads: small products keep two
@@ -158,6 +159,6 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
     stage("planning")
     total = round(time.perf_counter() - t0, 1)
     (out / "pipeline.json").write_text(json.dumps({"env": entry.name, "size": args.size, "hierarchy": args.hierarchy,
-                                                   "stages_s": times, "total_s": total}, indent=2))
+                                                   **slow, "stages_s": times, "total_s": total}, indent=2))
     print(f"pipeline finished in {total / 60:.1f} min: {out}/plan/plan.json, trajectories.png, energy.png")
     return 0
