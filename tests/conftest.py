@@ -87,7 +87,7 @@ def write_tiny_video_config(tmp_path: Path, steps: int = 4, train: str = "builti
 
 
 @pytest.fixture(autouse=True)
-def _single_thread_determinism():
+def _threads_per_worker():
     torch.set_num_threads(THREADS)
     yield
 
