@@ -15,11 +15,12 @@ import torch
 
 from jepa.errors import JEPAError
 from jepa.planning.agent import AgentSettings, run_episode
+from jepa.planning.bank_cem import BankCEM, BankCEMSettings
 from jepa.planning.costs import GoalEnergy, KeepOut
 from jepa.planning.envs import make_env
 from jepa.planning.graph_search import GraphSearch, GraphSearchSettings, farthest_codes
 from jepa.planning.hierarchical import HierarchicalPlanner, HierarchySettings, OracleSubgoals
-from jepa.planning.planners import CEM, BankCEM, BankCEMSettings, CEMSettings
+from jepa.planning.planners import CEM, CEMSettings
 
 K = 10  # environment steps per macro-action
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, write_tiny_config
 from test_pretrain import run_main as run_cli
 
 pytest.importorskip("gym_pusht")
@@ -169,14 +170,52 @@ def test_noisy_replays_are_episode_shards_of_the_training_episodes(tmp_path):
     assert other.returncode == 2 and "two-rooms explores" in other.stderr
 
 
-@needs_pusht
-def test_the_push_t_pipeline_runs_from_recordings_to_the_benchmark_table(tmp_path):
-    out = tmp_path / "p"
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """One tiny Push-T pipeline (tasks, replays, frames, encoder, world model, the four arms), shared."""
+    if not SHARD.exists():
+        pytest.skip("../shared/data/pusht not present")
+    out = tmp_path_factory.mktemp("pusht") / "p"
     result = run_cli("plan", "pipeline", "--env", "push-t", "--size", "tiny", "--replay", str(SHARD), "--workers", "1",
                      "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_the_push_t_pipeline_runs_from_recordings_to_the_benchmark_table(tiny_pipeline):
+    out = tiny_pipeline
     report = json.loads((out / "plan" / "plan.json").read_text())
     assert list(report["arms"]) == ["hold", "random", "dataset", "world_model"]
     assert report["settings"]["tasks"] == str(out / "tasks.json") and report["arms"]["world_model"]["episodes"] == 2
     stages = json.loads((out / "pipeline.json").read_text())["stages_s"]
     assert list(stages)[:2] == ["tasks", "episodes"]
+
+
+def test_a_push_t_world_model_resumes_exactly_and_refuses_an_encoder_of_another_resolution(tiny_pipeline, tmp_path):
+    """On the pipeline's Push-T replays (2-D relative actions, 5-D states, 96 px frames): a run stopped at
+    step 3 and resumed logs the same per-step losses as one run of 6; planning with the world model and
+    an encoder of another resolution than the one it was trained on is one line."""
+    from test_world_model import WORLD_CONFIG, losses, write_config
+
+    from jepa.cli import main
+    from jepa.export import load_encoder
+
+    setup = {"episodes": tiny_pipeline / "episodes" / "episodes-000000.tar", "encoder": tiny_pipeline / "encoder_export"}
+    assert main(["world", "--config", str(write_config(tmp_path / "a", WORLD_CONFIG, setup))]) == 0
+    assert main(["world", "--config", str(write_config(tmp_path / "b", WORLD_CONFIG, setup, stop_at=3))]) == 0
+    assert main(["world", "--config", str(write_config(tmp_path / "b", WORLD_CONFIG, setup)), "--ckpt_path", "last"]) == 0
+    straight, resumed = losses(tmp_path / "a" / "run"), losses(tmp_path / "b" / "run")
+    assert [s for s, _ in straight] == list(range(6)) and resumed == straight  # bit-identical, not merely close
+
+    # An encoder of another resolution: the tiny test encoder (16 px) where the world model saw the
+    # pipeline's (64 px).
+    cfg = write_tiny_config(tmp_path / "enc", steps=1)
+    assert main(["pretrain", "--config", str(cfg), "--probe.enabled", "false"]) == 0
+    assert main(["export", str(tmp_path / "enc" / "run" / "checkpoints" / "last.ckpt"), str(tmp_path / "other")]) == 0
+    sizes = {load_encoder(d).img_size for d in (tmp_path / "other", setup["encoder"])}
+    assert len(sizes) == 2
+    other = run_cli("plan", "--env", "push-t", "--tasks", str(tiny_pipeline / "tasks.json"), "--arms", "world_model",
+                    "--episodes", "1", "--encoder", str(tmp_path / "other"), "--world", str(tiny_pipeline / "world" / "world"),
+                    "--out", str(tmp_path / "plan"))
+    assert other.returncode == 2 and "not on this encoder" in other.stderr, other.stderr[-2000:]
+    assert len(other.stderr.strip().splitlines()) == 1

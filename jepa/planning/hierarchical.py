@@ -25,10 +25,10 @@ from typing import Any
 import torch
 
 from ..errors import JEPAError
+from .bank_cem import BankCEM, BankCEMSettings
 from .costs import GoalEnergy
 from .graph_search import GraphSearch, GraphSearchSettings
 from .interfaces import Dynamics, Planner, PlanResult
-from .planners import BankCEM, BankCEMSettings
 from .slow_ensemble import SlowEnsemble
 from .slow_model import MacroDynamics, SlowWorldModel
 

@@ -19,6 +19,7 @@ import torch
 
 from ..errors import JEPAError
 from .interfaces import Cost, Dynamics, PlanResult, clip_norm
+from .search import BestSeen, rank_key, seeded_randn
 
 
 @dataclass
@@ -134,10 +135,10 @@ class _SamplingPlanner:
         device, dtype = _device_of(model, init), _dtype_of(init)
         mean = _initial(init, horizon, model.action_dim, m, device, dtype)
         std: Any = self._initial_std(mean, m)
-        best = _Best()
+        best = BestSeen()
         with torch.no_grad():
             for _ in range(s.iterations):
-                noise = _randn((s.samples, *mean.shape), self.generator, device, dtype)
+                noise = seeded_randn((s.samples, *mean.shape), self.generator, device, dtype)
                 candidates = clip_norm(mean + std * noise, m)
                 candidates[0] = mean  # the mean itself competes, so a good warm start is never lost
                 costs, violated = best.evaluate(model, context, cost, candidates)
@@ -163,7 +164,7 @@ class CEM(_SamplingPlanner):
         return torch.full_like(mean, self.settings.init_std * max_norm)
 
     def _update(self, candidates, costs, violated, mean, std, max_norm):
-        elites = candidates[_rank_key(costs, violated).topk(self.settings.elites, largest=False).indices]
+        elites = candidates[rank_key(costs, violated).topk(self.settings.elites, largest=False).indices]
         return clip_norm(elites.mean(dim=0), max_norm), elites.std(dim=0)
 
 
@@ -220,11 +221,11 @@ class GradientPlanner:
         s, m = self.settings, cost.max_action_norm
         device, dtype = _device_of(model, init), _dtype_of(init)
         start = _initial(init, horizon, model.action_dim, m, device, dtype)
-        u = s.init_std * _randn((s.restarts, *start.shape), self.generator, device, dtype)
+        u = s.init_std * seeded_randn((s.restarts, *start.shape), self.generator, device, dtype)
         u[0] = _unsquash(start, m)
         u.requires_grad_(True)
         optimiser = torch.optim.Adam([u], lr=s.lr)
-        best = _Best()
+        best = BestSeen()
         for step in range(s.steps + 1):
             with torch.enable_grad():
                 actions = _squash(u, m)
@@ -239,124 +240,6 @@ class GradientPlanner:
             (u.grad,) = torch.autograd.grad(costs.sum(), [u])  # never into the model's own parameters
             optimiser.step()
         return best.result()
-
-
-@dataclass
-class BankCEMSettings:
-    """Settings of the cross-entropy method over a bank of allowed actions (the high level of the
-    two-level planner: macro-action codes seen in training).
-
-    Attributes:
-        samples: candidate sequences per iteration.
-        iterations: refits.
-        elites: best candidates the Gaussian is refitted to.
-        seed: seeds the planner's own generator.
-    """
-
-    samples: int = 300
-    iterations: int = 10
-    elites: int = 30
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 2 <= self.elites <= self.samples or self.iterations < 1:
-            raise JEPAError(f"the bank CEM needs 2 <= elites <= samples and iterations >= 1, got elites={self.elites}, "
-                            f"samples={self.samples}, iterations={self.iterations}")
-
-
-class BankCEM:
-    """CEM whose candidates are drawn from a bank of allowed actions [N, A] only (Hi-LeWM: searching
-    freely over learned macro-actions proposes subgoals no training chunk reaches): the first
-    iteration draws bank entries uniformly; later ones sample the refitted Gaussian and snap each
-    sample to its nearest bank entry. The best plan seen is kept (the first candidate of every
-    iteration), and guardrails rank as in CEM. ``plan(model, context, cost, horizon, bank)``.
-    """
-
-    def __init__(self, settings: BankCEMSettings | None = None) -> None:
-        self.settings = settings or BankCEMSettings()
-        self.generator = torch.Generator().manual_seed(self.settings.seed)
-
-    def plan(self, model: Dynamics, context: Any, cost: Cost, horizon: int, bank: torch.Tensor,
-             init: torch.Tensor | None = None) -> PlanResult:
-        """``init`` [horizon, C] (bank codes, e.g. the previous plan) is the first candidate."""
-        s = self.settings
-        n, dim = bank.shape
-        idx = torch.randint(n, (s.samples, horizon), generator=self.generator)
-        candidates = bank[idx.to(bank.device)]
-        if init is not None:
-            candidates[0] = init.to(candidates)
-        best = _Best()
-        with torch.no_grad():
-            for i in range(s.iterations):
-                costs, violated = best.evaluate(model, context, cost, candidates)
-                if i == s.iterations - 1:
-                    break
-                elites = candidates[_rank_key(costs, violated).argsort()[: s.elites]]
-                mean, std = elites.mean(0), elites.std(0).clamp_min(1e-3)
-                noise = _randn((s.samples, horizon, dim), self.generator, bank.device, bank.dtype)
-                drawn = (mean + std * noise).reshape(-1, dim)
-                candidates = bank[torch.cdist(drawn, bank).argmin(dim=1)].reshape(s.samples, horizon, dim)
-                assert best.safe is not None and best.any is not None
-                candidates[0] = best.safe[1] if bool(torch.isfinite(best.safe[0])) else best.any[1]
-        return best.result()
-
-
-class _Best:
-    """The lowest-cost safe candidate and the lowest-cost candidate overall, across a whole search.
-    Kept as tensors and updated with ``torch.where``, so the search never waits on the device."""
-
-    def __init__(self) -> None:
-        self.safe: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self.any: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-
-    def evaluate(self, model: Dynamics, context: Any, cost: Cost,
-                 candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rolls out candidates [B, H, A] in one call, records them and returns (costs [B], violated [B])."""
-        states = model.rollout(context, candidates)
-        costs = cost(states, candidates)
-        violated = cost.violations(states, candidates)
-        self.record(candidates, states, costs, violated)
-        return costs, violated.to(torch.bool)
-
-    def record(self, actions: torch.Tensor, states: torch.Tensor, costs: torch.Tensor,
-               violated: torch.Tensor) -> None:
-        """Keeps the better of the recorded bests and this batch's (all tensors detached)."""
-        costs = _finite(costs.detach())
-        actions, states, violated = actions.detach(), states.detach(), violated.to(torch.bool)
-        self.safe = _keep_better(self.safe, actions, states, costs.masked_fill(violated, float("inf")))
-        self.any = _keep_better(self.any, actions, states, costs)
-
-    def result(self) -> PlanResult:
-        """The safe best if one was seen (``feasible``), else the overall best."""
-        assert self.safe is not None and self.any is not None, "no candidate was evaluated"
-        feasible = bool(torch.isfinite(self.safe[0]))
-        c, a, st = self.safe if feasible else self.any
-        return PlanResult(actions=a.clone(), cost=float(c), feasible=feasible, states=st.clone())
-
-
-def _keep_better(prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, actions: torch.Tensor,
-                 states: torch.Tensor, costs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    i = costs.argmin()
-    new = (costs[i], actions[i], states[i])
-    if prev is None:
-        return new
-    better = new[0] < prev[0]
-    return tuple(torch.where(better, n, p) for n, p in zip(new, prev))  # type: ignore[return-value]
-
-
-def _finite(costs: torch.Tensor) -> torch.Tensor:
-    """NaN and infinite costs become the largest finite value: ranked last, but still comparable, so
-    only the guardrail (set to +inf in ``_Best``) can make a candidate unusable."""
-    big = torch.finfo(costs.dtype).max
-    return costs.nan_to_num(nan=big, posinf=big, neginf=-big)
-
-
-def _rank_key(costs: torch.Tensor, violated: torch.Tensor) -> torch.Tensor:
-    """Costs plus a penalty larger than the batch's cost spread on violating candidates, so every
-    violating candidate ranks below every safe one whatever the cost's scale; among violators the
-    cost (with its soft penalties) still orders them, so the search moves out of the region."""
-    c = _finite(costs)
-    return c + violated.to(c.dtype) * (c.max() - c.min() + 1.0)
 
 
 def _mppi_weights(costs: torch.Tensor, violated: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -389,11 +272,6 @@ def _initial(init: torch.Tensor | None, horizon: int, action_dim: int, max_norm:
     if tuple(init.shape) != (horizon, action_dim):
         raise ValueError(f"init must be [horizon, action_dim] = [{horizon}, {action_dim}], got {tuple(init.shape)}")
     return clip_norm(init.detach().to(device=device, dtype=dtype), max_norm)
-
-
-def _randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.device,
-           dtype: torch.dtype) -> torch.Tensor:
-    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
 
 
 def _dtype_of(init: torch.Tensor | None) -> torch.dtype:
