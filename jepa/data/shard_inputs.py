@@ -8,6 +8,7 @@ import os
 import random
 import re
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,19 @@ def label_member(label: int | None) -> list[tuple[str, bytes]]:
     return [] if label is None else [("cls", str(label).encode())]
 
 
+# np.load parses each .npy header with ast.literal_eval, and on Python 3.11 the ast module's
+# recursion-depth bookkeeping is shared by all threads (CPython gh-106905): header parses on the
+# writer's decoding threads at once can fail with "AST constructor recursion depth mismatch", which
+# skipped a good episode. The headers are parsed one at a time; the video decoding stays parallel.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(data: bytes) -> np.ndarray:
+    """An .npy file's array from its bytes (never unpickled), safe to call from several threads."""
+    with _NPY_LOCK:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+
+
 def prepare_episode(item: Item) -> Sample | Skip:
     if item.error:
         return Skip(item.name, item.error)
@@ -189,7 +203,7 @@ def prepare_episode(item: Item) -> Sample | Skip:
     try:
         data = {suffix: read_source(source) for suffix, source in item.members.items()
                 if suffix == "mp4" or suffix.endswith(".npy")}
-        arrays = {suffix: np.load(io.BytesIO(b), allow_pickle=False) for suffix, b in data.items()
+        arrays = {suffix: load_npy(b) for suffix, b in data.items()
                   if suffix.endswith(".npy")}
     except Exception as exn:  # unreadable file or not an .npy array
         return Skip(item.name, one_line(exn))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import tarfile
 import warnings
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import BinaryIO
 import numpy as np
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from ..data.shard_inputs import load_npy
 from ..data.shards import expand_shards, is_shard_spec
 from ..data.video.decode import decode_planned, one_line
 from ..errors import JEPAError
@@ -112,7 +112,7 @@ def _samples(url: str, stream: BinaryIO) -> Iterator[dict]:
 
 def _array(url: str, key: str, sample: dict, member: str) -> np.ndarray:
     try:
-        array = np.load(io.BytesIO(sample[member]), allow_pickle=False)
+        array = load_npy(sample[member])
     except Exception as exn:  # any failure means the member is not a plain .npy array
         raise JEPAError(f"episode {key} in {url}: {member} is not a .npy array ({one_line(exn)})") from exn
     if array.ndim != 2 or len(array) == 0:
