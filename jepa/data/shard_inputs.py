@@ -203,8 +203,7 @@ def prepare_episode(item: Item) -> Sample | Skip:
     try:
         data = {suffix: read_source(source) for suffix, source in item.members.items()
                 if suffix == "mp4" or suffix.endswith(".npy")}
-        arrays = {suffix: load_npy(b) for suffix, b in data.items()
-                  if suffix.endswith(".npy")}
+        arrays = {suffix: load_npy(b) for suffix, b in data.items() if suffix.endswith(".npy")}
     except Exception as exn:  # unreadable file or not an .npy array
         return Skip(item.name, one_line(exn))
     action, state = arrays["action.npy"], arrays["state.npy"]

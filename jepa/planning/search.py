@@ -31,10 +31,10 @@ class BestSeen:
     def record(self, actions: torch.Tensor, states: torch.Tensor, costs: torch.Tensor,
                violated: torch.Tensor) -> None:
         """Keeps the better of the recorded bests and this batch's (all tensors detached)."""
-        costs = finite_costs(costs.detach())
+        costs = _finite_costs(costs.detach())
         actions, states, violated = actions.detach(), states.detach(), violated.to(torch.bool)
-        self.safe = keep_better(self.safe, actions, states, costs.masked_fill(violated, float("inf")))
-        self.any = keep_better(self.any, actions, states, costs)
+        self.safe = _keep_better(self.safe, actions, states, costs.masked_fill(violated, float("inf")))
+        self.any = _keep_better(self.any, actions, states, costs)
 
     def result(self) -> PlanResult:
         """The safe best if one was seen (``feasible``), else the overall best."""
@@ -44,7 +44,7 @@ class BestSeen:
         return PlanResult(actions=a.clone(), cost=float(c), feasible=feasible, states=st.clone())
 
 
-def keep_better(prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, actions: torch.Tensor,
+def _keep_better(prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, actions: torch.Tensor,
                 states: torch.Tensor, costs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     i = costs.argmin()
     new = (costs[i], actions[i], states[i])
@@ -54,7 +54,7 @@ def keep_better(prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, ac
     return tuple(torch.where(better, n, p) for n, p in zip(new, prev))  # type: ignore[return-value]
 
 
-def finite_costs(costs: torch.Tensor) -> torch.Tensor:
+def _finite_costs(costs: torch.Tensor) -> torch.Tensor:
     """NaN and infinite costs become the largest finite value: ranked last, but still comparable, so
     only the guardrail (set to +inf in ``BestSeen``) can make a candidate unusable."""
     big = torch.finfo(costs.dtype).max
@@ -65,7 +65,7 @@ def rank_key(costs: torch.Tensor, violated: torch.Tensor) -> torch.Tensor:
     """Costs plus a penalty larger than the batch's cost spread on violating candidates, so every
     violating candidate ranks below every safe one whatever the cost's scale; among violators the
     cost (with its soft penalties) still orders them, so the search moves out of the region."""
-    c = finite_costs(costs)
+    c = _finite_costs(costs)
     return c + violated.to(c.dtype) * (c.max() - c.min() + 1.0)
 
 
