@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,101 @@ def test_a_push_t_world_model_resumes_exactly_and_refuses_an_encoder_of_another_
                     "--out", str(tmp_path / "plan"))
     assert other.returncode == 2 and "not on this encoder" in other.stderr, other.stderr[-2000:]
     assert len(other.stderr.strip().splitlines()) == 1
+
+
+ENCODER_CONFIG = """\
+model:
+  encoder: {{size: tiny, patch_size: 8, width: 32, depth: 1, heads: 2}}
+  predictor: {{width: 32, depth: 1, heads: 2, history: 2}}
+  grid: 2
+  warmup_steps: 2
+data:
+  train: {episodes}
+  image_size: 32
+  blur: 2.0
+  batch_size: 4
+  val_fraction: 0.25
+"""
+
+
+def test_the_push_t_encoder_learns_from_the_replays_resumes_exactly_and_sees_what_the_planner_sees(tiny_pipeline, tmp_path):
+    """jepa world encoder: the pipeline's encoder comes from it (objective lewm, no frame shards); a run
+    stopped at step 3 and resumed logs the same per-step losses as one run of 6; its export, through
+    the planner's Perception, gives the representation the training shaped; shards without actions
+    are refused in one line."""
+    from test_world_model import RUN, losses, write_config
+
+    from jepa.cli import main
+    from jepa.export import load_encoder
+    from jepa.planning.episode_frames import read_frames
+    from jepa.planning.perception import Perception
+    from jepa.planning.trajectories import read_episodes
+    from jepa.planning.world_encoder import WorldEncoderModule
+
+    assert json.loads((tiny_pipeline / "encoder_export" / "config.json").read_text())["objective"] == "lewm"
+    assert "frames" not in json.loads((tiny_pipeline / "pipeline.json").read_text())["stages_s"]
+    assert not (tiny_pipeline / "frames").exists()
+
+    setup = {"episodes": tiny_pipeline / "episodes" / "episodes-000000.tar", "encoder": ""}
+    template = RUN + ENCODER_CONFIG
+    assert main(["world", "encoder", "--config", str(write_config(tmp_path / "a", template, setup))]) == 0
+    assert main(["world", "encoder", "--config", str(write_config(tmp_path / "b", template, setup, stop_at=3))]) == 0
+    assert main(["world", "encoder", "--config", str(write_config(tmp_path / "b", template, setup)),
+                 "--ckpt_path", "last"]) == 0
+    straight, resumed = losses(tmp_path / "a" / "run"), losses(tmp_path / "b" / "run")
+    assert [s for s, _ in straight] == list(range(6)) and resumed == straight  # bit-identical, not merely close
+    held = json.loads((tmp_path / "a" / "run" / "summary.json").read_text())["held_out"]
+    assert held["rep_dim"] == 2 * 2 * 32 and 1 <= held["rankme"] <= 128 and held["prediction_mse"] >= 0
+
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "last.ckpt"
+    assert main(["export", str(ckpt), str(tmp_path / "export")]) == 0
+    module = WorldEncoderModule.load_from_checkpoint(ckpt, weights_only=True).eval()
+    episodes = read_frames(str(setup["episodes"]), 32, 2.0, max_episodes=1)
+    perception = Perception(load_encoder(tmp_path / "export"), grid=2, blur=2.0)
+    raw = next(read_episodes(str(setup["episodes"]), 1)).frames
+    with torch.no_grad():
+        trained = module.represent(episodes.reps[0])
+    # The same pictures up to the uint8 rounding of the training frames (half a grey level).
+    assert torch.allclose(perception.encode(raw), trained, atol=0.05)
+    assert (perception.encode(raw) - trained).abs().mean() < 0.01
+
+    # The replays without their actions: one line naming the problem.
+    bare = tmp_path / "bare.tar"
+    with tarfile.open(setup["episodes"]) as src, tarfile.open(bare, "w") as dst:
+        for member in src.getmembers():
+            if not member.name.endswith("action.npy"):
+                dst.addfile(member, src.extractfile(member))
+    no_actions = run_cli("world", "encoder", "--config", str(write_config(tmp_path / "c", template, {**setup, "episodes": bare})))
+    assert no_actions.returncode == 2 and "action" in no_actions.stderr, no_actions.stderr[-2000:]
+    assert len(no_actions.stderr.strip().splitlines()) == 1
+
+
+def test_the_perceived_simulator_arm_plans_on_true_dynamics_with_the_learned_arms_cost(tiny_pipeline, tmp_path):
+    """simulator_perceived: the simulator's rollouts scored by the world model's representation distance:
+    the goal state itself costs nothing, another state more, and the arm plays through jepa plan."""
+    from jepa.planning.costs import GoalEnergy
+    from jepa.planning.perceived_simulator import perceived
+    from jepa.planning.perception import Perception
+    from jepa.planning.world_export import load_world_model, read_world_config
+
+    world_dir = tiny_pipeline / "world" / "world"
+    seen = read_world_config(world_dir)
+    perception = Perception.load(tiny_pipeline / "encoder_export", grid=int(seen["grid"]), blur=float(seen["blur"]))
+    world, _ = load_world_model(world_dir, perception.encoder_id)
+    env = make_env("push-t", tasks=str(tiny_pipeline / "tasks.json"))
+    task = json.loads((tiny_pipeline / "tasks.json").read_text())["tasks"][0]
+    goal, start = torch.tensor(task["goal"]), torch.tensor(task["start"])
+    cost = GoalEnergy(goal, env.max_action_norm, readout=perceived(env, perception, world))
+    rollouts = torch.stack([torch.stack([start, goal]), torch.stack([goal, start])])  # [2, H=2, 5]
+    energy = cost.energy(rollouts)
+    assert energy[0] < 1e-6 < energy[1]  # mode final: the last step alone decides
+
+    result = run_cli("plan", "--env", "push-t", "--tasks", str(tiny_pipeline / "tasks.json"), "--arms", "simulator_perceived",
+                     "--episodes", "1", "--samples", "6", "--iterations", "1", "--steps", "2", "--workers", "1",
+                     "--encoder", str(tiny_pipeline / "encoder_export"), "--world", str(world_dir), "--out", str(tmp_path / "p"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    arm = json.loads((tmp_path / "p" / "plan.json").read_text())["arms"]["simulator_perceived"]
+    assert arm["episodes"] == 1 and arm["plan_ms_median"] > 0
+    missing = run_cli("plan", "--env", "push-t", "--tasks", str(tiny_pipeline / "tasks.json"), "--arms", "simulator_perceived",
+                      "--episodes", "1", "--out", str(tmp_path / "q"))
+    assert missing.returncode == 2 and "simulator_perceived arm needs --encoder and --world" in missing.stderr

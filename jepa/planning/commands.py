@@ -15,7 +15,9 @@ WORLD_TOOLS = {
     "frames": "write the frames of episode shards as image shards (the encoder's pretraining data)",
     "perception": "compare pooling grids and blurs of a frozen encoder for planning",
 }
-WORLD_SUBCOMMANDS = {"slow": "train the slow world model of a two-level planner", **WORLD_TOOLS}
+WORLD_SUBCOMMANDS = {"slow": "train the slow world model of a two-level planner",
+                     "encoder": "train an encoder for a world model from episodes (action-conditioned JEPA, LeWM)",
+                     **WORLD_TOOLS}
 
 WORLD_HELP = f"""\
 usage: jepa world --config FILE [--out DIR] [--ckpt_path auto|last|PATH] [--KEY VALUE ...]
@@ -62,6 +64,29 @@ config keys (--GROUP.KEY VALUE on the command line, a mapping in the YAML):
 
 example:
   jepa world slow --config configs/planning/slow_world.yaml --out runs/four_rooms/slow"""
+
+ENCODER_HELP = f"""\
+usage: jepa world encoder --config FILE [--out DIR] [--ckpt_path auto|last|PATH] [--KEY VALUE ...]
+
+Train an encoder for a world model from episodes (frames and actions): the encoder and an
+action-conditioned predictor learn together, the next frame's pooled representation predicted from
+the last frames' and the actions, with SIGReg against collapse (LeWorldModel's objective). Export it
+with jepa export, then train the world model on it with jepa world, as for any encoder.
+
+{RUN_OPTIONS}
+
+config keys (--GROUP.KEY VALUE on the command line, a mapping in the YAML):
+  model.encoder.*       size, patch_size, width, depth, heads (the ViT)
+  model.predictor.*     width, depth, heads, history (frames looked back over), mlp_ratio
+  model.*               grid (the representation's pooling, as the world model's data.grid), sigreg_weight,
+                        sigreg_slices, lr, weight_decay, warmup_steps, seed
+  data.*                train (episode shards), image_size, blur (as the world model's data.blur),
+                        batch_size, val_fraction, max_episodes
+  trainer.*             max_steps, accelerator, devices, precision, logger, callbacks
+
+example:
+  jepa world encoder --config configs/planning/pusht_world_encoder.yaml --out runs/pusht/encoder
+  jepa export runs/pusht/encoder/checkpoints/last.ckpt runs/pusht/encoder_export"""
 
 PLAN_EXAMPLES = ["jepa plan --encoder runs/two_rooms/encoder_export --world runs/two_rooms/world/world",
                  "jepa plan --env four-rooms --hierarchy 2 --encoder runs/four_rooms/encoder_export "
@@ -138,6 +163,13 @@ def world_main(argv: list[str]) -> int:
         from .slow_cli import world_slow
 
         return world_slow(config_argv(argv[1:]))
+    if argv and argv[0] == "encoder":
+        if wants_help(argv[1:]):
+            print(ENCODER_HELP)
+            return 0
+        from .world_encoder_cli import world_encoder
+
+        return world_encoder(config_argv(argv[1:]))
     if argv and argv[0] in WORLD_TOOLS:
         args = parse(world_tools_parser(), argv)
         return {"episodes": _episodes, "frames": _frames, "perception": _perception,
@@ -263,11 +295,12 @@ def plan_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=300, help="CEM/MPPI samples per iteration")
     parser.add_argument("--iterations", type=int, default=30, help="CEM/MPPI iterations (gradient: 3x as many steps)")
     parser.add_argument("--arms", nargs="+", default=None,
-                        choices=("random", "hold", "dataset", "greedy", "simulator", "world_model", "hierarchical",
-                                 "oracle_subgoals"),
+                        choices=("random", "hold", "dataset", "greedy", "simulator", "simulator_perceived", "world_model",
+                                 "hierarchical", "oracle_subgoals"),
                         help="the agents to evaluate (default: random greedy simulator world_model; with "
                         "--hierarchy 2: world_model hierarchical); hold: the zero action; dataset: the task's "
-                        "recorded actions (push-t)")
+                        "recorded actions (push-t); simulator_perceived: the true dynamics scored by the world "
+                        "model's representation distance (a diagnostic; needs --encoder and --world)")
     parser.add_argument("--tasks", default=None, metavar="FILE",
                         help="push-t: the task file of jepa world pusht-tasks (episode i plays task i)")
     add_hierarchy(parser)

@@ -9,6 +9,8 @@
 - ``greedy``: a straight line to the goal at full speed (it reads the true positions; it fails
   where the wall stands between start and goal, which is the point of two rooms).
 - ``simulator``: the planner on the true dynamics and true state (the ceiling).
+- ``simulator_perceived``: the planner on the true dynamics, scored by the learned arm's distance
+  between representations (``perceived_simulator.py``): a diagnostic of the representation.
 - ``world_model``: the planner on the learned world model, seeing only frames (flat).
 - ``hierarchical``: the two-level planner (``hierarchical.py``): the slow model's subgoals for the same
   planner on the fast model.
@@ -35,6 +37,7 @@ from .costs import GoalEnergy, KeepOut, PositionProbe
 from .envs.protocol import PlanningEnv
 from .hierarchical import HierarchicalPlanner, HierarchySettings, OracleSubgoals
 from .interfaces import Planner, clip_norm
+from .perceived_simulator import perceived_simulator_episode
 from .perception import Perception
 from .simulator import SimulatorDynamics
 from .slow_ensemble import SlowEnsemble
@@ -42,7 +45,9 @@ from .slow_model import SlowWorldModel
 from .workers import map_in_workers
 from .world_model import LatentContext, LatentDynamics, WorldModel
 
-ARMS = ("random", "hold", "dataset", "greedy", "simulator", "world_model", "hierarchical", "oracle_subgoals")
+ARMS = ("random", "hold", "dataset", "greedy", "simulator", "simulator_perceived", "world_model", "hierarchical",
+        "oracle_subgoals")
+NEEDS_AGENT = ("simulator_perceived", "world_model", "hierarchical", "oracle_subgoals")
 TWO_LEVEL = ("hierarchical", "oracle_subgoals")
 # What jepa plan evaluates without --arms, by --hierarchy.
 DEFAULT_ARMS = {1: ("random", "greedy", "simulator", "world_model"), 2: ("world_model", "hierarchical")}
@@ -216,7 +221,7 @@ def evaluate(env: PlanningEnv, seeds: Iterable[int], arms: Iterable[str], planne
         raise JEPAError(f"unknown arm {unknown[0]!r}: arms are {', '.join(ARMS)}")
     out: dict[str, Any] = {}
     for arm in arms:
-        if arm in ("world_model", *TWO_LEVEL) and agent is None:
+        if arm in NEEDS_AGENT and agent is None:
             raise JEPAError(f"the {arm} arm needs --encoder and --world")
 
         def play(seed: int, arm: str = arm) -> EpisodeResult:
@@ -255,4 +260,6 @@ def _episode(arm: str, env: PlanningEnv, seed: int, planner_for: Callable[[], Pl
         return _policy_episode(env, seed, greedy_policy(env.max_action_norm), settings.step_budget)
     if arm == "simulator":
         return simulator_episode(env, seed, planner_for(), settings, margin, scoring)
+    if arm == "simulator_perceived":
+        return perceived_simulator_episode(env, seed, planner_for(), settings, agent.perception, agent.world)
     return world_model_episode(env, seed, planner_for(), settings, agent, scoring)

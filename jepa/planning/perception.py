@@ -71,12 +71,7 @@ class Perception:
         return str(self.encoder.config["sha256"])
 
     def _prepare(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-        if tuple(x.shape[-2:]) != tuple(self.encoder.img_size):
-            x = F.interpolate(x, size=tuple(self.encoder.img_size), mode="bilinear", antialias=True, align_corners=False)
-        if self._kernel is not None:
-            x = separable_blur(x, self._kernel)
-        return self.encoder.normalize(x)
+        return self.encoder.normalize(low_passed(frames, self.encoder.img_size, self._kernel))
 
     def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         return self.encode_grids(frames, (self.grid,))[0]
@@ -90,11 +85,27 @@ class Perception:
         out: list[list[torch.Tensor]] = [[] for _ in grids]
         for i in range(0, len(frames), self.batch_size):
             tokens = self.encoder(self._prepare(frames[i:i + self.batch_size]))
-            b, _, d = tokens.shape
-            tokens = tokens.transpose(1, 2).reshape(b, d, gh, gw)
             for pooled, g in zip(out, grids):
-                pooled.append(F.adaptive_avg_pool2d(tokens, g).flatten(1))
+                pooled.append(pool_tokens(tokens, (gh, gw), g))
         return [torch.cat(p) for p in out]
+
+
+def pool_tokens(tokens: torch.Tensor, token_grid: tuple[int, int], grid: int) -> torch.Tensor:
+    """Patch tokens [B, N, D] of a ``token_grid`` image average-pooled to ``grid x grid`` and flattened:
+    the representation [B, grid * grid * D], cell-major."""
+    b, _, d = tokens.shape
+    return F.adaptive_avg_pool2d(tokens.transpose(1, 2).reshape(b, d, *token_grid), grid).flatten(1)
+
+
+def low_passed(frames: np.ndarray | torch.Tensor, size: tuple[int, int], kernel: torch.Tensor | None) -> torch.Tensor:
+    """uint8 frames [N, H, W, 3] -> float images [N, 3, *size] in [0, 1], resized (antialiased) and
+    blurred by ``kernel`` (``gaussian_kernel``; None: sharp): what the encoder sees, before its own
+    normalisation. One function for perception and for training an encoder on episodes, so that the
+    two never see different pictures."""
+    x = torch.as_tensor(np.asarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+    return separable_blur(x, kernel) if kernel is not None else x
 
 
 def _check_grids(grids: Sequence[int], token_grid: tuple[int, int]) -> None:

@@ -5,7 +5,8 @@ and the hierarchical arms).
 
 Push-T starts from recorded episodes instead (``--replay``): its tasks from the held-out ones
 (``jepa world pusht-tasks``), noisy replays of the others as the episodes (``jepa world episodes
---replay``), and the evaluation plays those tasks with the hold, random, dataset and world_model arms.
+--replay``), its encoder from those episodes' frames and actions (``jepa world encoder``, no frame
+shards), and the evaluation plays those tasks with the hold, random, dataset and world_model arms.
 
 Each stage writes under ``--out`` and is skipped when its result is already there, so a pipeline
 that was stopped continues where it was (a stage cut short resumes through its own run folder).
@@ -34,6 +35,7 @@ from .push_t_tasks import write_tasks
 from .slow_cli import world_slow
 from .workers import map_in_workers, usable_workers
 from .world_cli import world
+from .world_encoder_cli import world_encoder
 
 
 def _config(name: str) -> str:
@@ -102,18 +104,21 @@ def _run_stages(args: argparse.Namespace, out: Path) -> int:
         write_episodes(str(out / "episodes" / "episodes-%06d.tar"), size.episodes, size.length, 0, make_env(entry.name),
                        "noisy", max_count=100_000)
     stage("episodes")
-    frames = ShardPattern(str(out / "frames" / "frames-%06d.tar"))
-    if not Path(frames.path(0)).is_file():
-        frames_to_image_shards(str(episodes), frames.pattern, every=size.frame_every)
-    # Every frame shard: Four-Rooms' 15,000 frames fill two (10,000 per shard).
-    frames_spec = frames.brace(len(frames.existing()))
-    stage("frames")
+    if entry.encoder_from_episodes:
+        train, data = world_encoder, str(episodes)  # frames and actions: no frame shards
+    else:
+        frames = ShardPattern(str(out / "frames" / "frames-%06d.tar"))
+        if not Path(frames.path(0)).is_file():
+            frames_to_image_shards(str(episodes), frames.pattern, every=size.frame_every)
+        # Every frame shard: Four-Rooms' 15,000 frames fill two (10,000 per shard).
+        train, data = pretrain, frames.brace(len(frames.existing()))
+        stage("frames")
     export = out / "encoder_export"
     if not (export / "model.safetensors").is_file():
         run = out / "encoder"
         resume = ["--ckpt_path", "auto"] if (run / "checkpoints").is_dir() else []
-        _ran(pretrain(["--config", _config(entry.encoder_config), "--data.train", frames_spec, "--run_dir", str(run),
-                       "--trainer.max_steps", str(size.encoder_steps), *report, *resume]), "encoder")
+        _ran(train(["--config", _config(entry.encoder_config), "--data.train", data, "--run_dir", str(run),
+                    "--trainer.max_steps", str(size.encoder_steps), *report, *resume]), "encoder")
         export_checkpoint(run / "checkpoints" / "last.ckpt", export)
     stage("encoder")
     world_dir = out / "world" / "world"

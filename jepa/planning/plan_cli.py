@@ -19,7 +19,7 @@ from ..stopping import StopRequested, exit_code, raise_if_stop_requested, stop_s
 from .agent import AgentSettings
 from .costs import GoalEnergy
 from .envs.registry import make_env
-from .evaluate import DEFAULT_ARMS, TWO_LEVEL, GoalSettings, LearnedAgent, evaluate
+from .evaluate import DEFAULT_ARMS, NEEDS_AGENT, TWO_LEVEL, GoalSettings, LearnedAgent, evaluate
 from .graph_search import GraphSearchSettings
 from .hierarchical import HierarchySettings
 from .perception import Perception
@@ -100,9 +100,10 @@ def _plan(args: argparse.Namespace) -> int:
     default = make_env(args.env, **tasks)  # the environment as registered: its step and agent size
     half_step = default.max_action_norm / 2
     agent = None
-    if "world_model" in args.arms or two_level:
+    needing = [a for a in args.arms if a in NEEDS_AGENT]
+    if needing:
         if not args.encoder or not args.world:
-            raise JEPAError("the world_model arm needs --encoder and --world (or leave it out with --arms)")
+            raise JEPAError(f"the {needing[0]} arm needs --encoder and --world (or leave it out with --arms)")
         seen = read_world_config(args.world)
         perception = Perception.load(args.encoder, grid=int(seen["grid"]), blur=float(seen.get("blur", 0.0)))
         world, _ = load_world_model(args.world, perception.encoder_id)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from safetensors.torch import load_file
@@ -67,6 +69,24 @@ class EncodedEpisodes:
         return reps, acts
 
 
+def read_converted(spec: str, convert: Callable[[np.ndarray], torch.Tensor],
+                   max_episodes: int | None = None) -> EncodedEpisodes:
+    """Episodes of ``spec`` with each one's frames (uint8 [T, H, W, 3]) replaced by ``convert(frames)``:
+    representations for ``jepa world``, the encoder's pictures for ``jepa world encoder``."""
+    keys, reps, acts, states = [], [], [], []
+    for ep in read_episodes(spec, max_episodes):
+        keys.append(ep.key)
+        reps.append(convert(ep.frames))
+        acts.append(torch.as_tensor(ep.actions, dtype=torch.float32))
+        states.append(torch.as_tensor(ep.states, dtype=torch.float32) if ep.states is not None else None)
+    if not keys:
+        raise JEPAError(f"{spec} holds no episodes")
+    dims = {a.shape[-1] for a in acts}
+    if len(dims) > 1:
+        raise JEPAError(f"the episodes of {spec} have actions of different sizes ({sorted(dims)})")
+    return EncodedEpisodes(keys, reps, acts, states)
+
+
 def encode_episodes(spec: str, perception: Perception, cache_dir: str | Path | None = None,
                     max_episodes: int | None = None) -> EncodedEpisodes:
     """Reads the episode shards ``spec`` and encodes every frame (from the cache when present)."""
@@ -80,18 +100,8 @@ def encode_episodes(spec: str, perception: Perception, cache_dir: str | Path | N
         keys = (path.with_suffix(".keys").read_text().splitlines())
         return EncodedEpisodes(keys, [t[f"rep{i}"] for i in range(n)], [t[f"act{i}"] for i in range(n)],
                                [t.get(f"state{i}") for i in range(n)])
-    keys, reps, acts, states = [], [], [], []
-    for ep in read_episodes(spec, max_episodes):
-        keys.append(ep.key)
-        reps.append(perception.encode(ep.frames).float())
-        acts.append(torch.as_tensor(ep.actions, dtype=torch.float32))
-        states.append(torch.as_tensor(ep.states, dtype=torch.float32) if ep.states is not None else None)
-    if not keys:
-        raise JEPAError(f"{spec} holds no episodes")
-    dims = {a.shape[-1] for a in acts}
-    if len(dims) > 1:
-        raise JEPAError(f"the episodes of {spec} have actions of different sizes ({sorted(dims)})")
-    out = EncodedEpisodes(keys, reps, acts, states)
+    out = read_converted(spec, lambda frames: perception.encode(frames).float(), max_episodes)
+    keys, reps, acts, states = out.keys, out.reps, out.actions, out.states
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"count": torch.tensor(len(keys))}
@@ -104,7 +114,7 @@ def encode_episodes(spec: str, perception: Perception, cache_dir: str | Path | N
     return out
 
 
-class _Steps(IterableDataset):
+class Steps(IterableDataset):
     """Yields step numbers forever: the module draws each step's batch itself, from (seed, step)."""
 
     def __iter__(self):
@@ -170,7 +180,7 @@ class WorldDataModule(pl.LightningDataModule):
         return self._stats[what]
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_Steps(), batch_size=None)
+        return DataLoader(Steps(), batch_size=None)
 
 
 def draw_windows(episodes: EncodedEpisodes, starts: torch.Tensor, length: int, batch_size: int, seed: int,

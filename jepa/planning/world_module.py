@@ -18,14 +18,18 @@ from .world_model import WorldModel, WorldModelConfig
 
 
 class LatentModelTraining(pl.LightningModule):
-    """What the fast and the slow world model train with: AdamW without weight decay on biases, norms
-    and position tables (``self.world``'s), and a warmup-cosine learning rate from ``hparams`` ``lr``
+    """What the fast and the slow world model and the world encoder train with: AdamW without weight
+    decay on biases, norms and position tables (of ``optimized()``), and a warmup-cosine learning rate from ``hparams`` ``lr``
     and ``warmup_steps`` down to lr / 100."""
 
     world: torch.nn.Module
 
+    def optimized(self) -> torch.nn.Module:
+        """What the optimizer trains: the world model (the world encoder trains itself whole)."""
+        return self.world
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        named = list(self.world.named_parameters())
+        named = list(self.optimized().named_parameters())
         decay = [p for n, p in named if p.ndim >= 2 and not n.endswith("pos")]
         rest = [p for n, p in named if p.ndim < 2 or n.endswith("pos")]
         return torch.optim.AdamW([{"params": decay}, {"params": rest, "weight_decay": 0.0}],

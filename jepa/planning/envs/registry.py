@@ -48,6 +48,9 @@ class Environment:
     sizes: dict[str, PipelineSizes]
     slow_config: str = "slow_world.yaml"
     from_recordings: bool = False  # the pipeline replays recorded episodes (--replay) instead of exploring
+    # The encoder learns from the episodes' frames and actions (jepa world encoder) instead of from
+    # frame shards by image pretraining (jepa pretrain).
+    encoder_from_episodes: bool = False
 
     def make(self, **kwargs: Any) -> PlanningEnv:
         return self.env_class(**kwargs)
@@ -65,11 +68,12 @@ ENVIRONMENTS: dict[str, Environment] = {env.name: env for env in (
                                          "tiny": PipelineSizes(12, 24, 4, 6, 2, 6)}),
     # gym-pusht's simulation (the extra 'pusht'). Its pipeline starts from recorded episodes (--replay):
     # tasks from the held-out ones, noisy replays of the others as training episodes (length: each
-    # recording's own); 100 evaluation tasks.
-    Environment("push-t", "jepa/PushT-v0", PushTEnv, PushTConfig, "pusht_encoder.yaml", "pusht_world.yaml",
-                {"full": PipelineSizes(1650, 0, 1000, 3000, 100, frame_every=2),
-                 "tiny": PipelineSizes(16, 0, 4, 6, 2, 6, frame_every=2)},
-                from_recordings=True),
+    # recording's own); 100 evaluation tasks. Its encoder is trained through the dynamics (jepa world
+    # encoder): on I-JEPA's the world model reached 21% of the tasks (docs/push-t.md).
+    Environment("push-t", "jepa/PushT-v0", PushTEnv, PushTConfig, "pusht_world_encoder.yaml", "pusht_world.yaml",
+                {"full": PipelineSizes(1650, 0, 1500, 3000, 100),
+                 "tiny": PipelineSizes(16, 0, 4, 6, 2, 6)},
+                from_recordings=True, encoder_from_episodes=True),
 )}
 
 
