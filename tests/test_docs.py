@@ -109,10 +109,12 @@ class _Parsers:
         if command not in self.lightning:
             from jepa.planning.slow_cli import SlowWorldCLI
             from jepa.planning.world_cli import WorldCLI
+            from jepa.planning.world_encoder_cli import WorldEncoderCLI
             from jepa.train.lightning_cli import PretrainCLI
 
             holder: list[object] = []
-            base = {"pretrain": PretrainCLI, "world": WorldCLI, "world slow": SlowWorldCLI}[command]
+            base = {"pretrain": PretrainCLI, "world": WorldCLI, "world slow": SlowWorldCLI,
+                    "world encoder": WorldEncoderCLI}[command]
 
             class Capture(base):
                 def parse_arguments(self, parser, args):
@@ -127,8 +129,9 @@ class _Parsers:
     @staticmethod
     def fill(words: list[str]) -> list[str]:
         """Placeholders in capitals made concrete: numbers for N, G, K; a shipped config for FILE."""
-        config = {"world": "planning/slow_world" if words[1:2] == ["slow"] else "planning/two_rooms_world"}.get(
-            words[0], "quickstart")
+        world = {"slow": "planning/slow_world", "encoder": "planning/pusht_world_encoder"}.get(
+            words[1] if len(words) > 1 else "", "planning/two_rooms_world")
+        config = {"world": world}.get(words[0], "quickstart")
         return ["1" if w in ("N", "G", "K", "F") else config if w == "FILE" else w for w in words]
 
     def check(self, words: list[str]) -> None:
@@ -160,9 +163,9 @@ class _Parsers:
             except SystemExit as exn:
                 assert exn.code in (0, None), words
             return
-        if command == "world" and rest[:1] == ["slow"]:
-            command, rest = "world slow", rest[1:]
-        if command in ("pretrain", "world", "world slow") and not (rest and rest[0] in WORLD_SUBCOMMANDS):
+        if command == "world" and rest[:1] in (["slow"], ["encoder"]):
+            command, rest = f"world {rest[0]}", rest[1:]
+        if command in ("pretrain", "world", "world slow", "world encoder") and not (rest and rest[0] in WORLD_SUBCOMMANDS):
             args = config_argv(rest)
             if "--config" in args and not Path(args[args.index("--config") + 1]).is_file():
                 pytest.fail(f"config {args[args.index('--config') + 1]} does not exist")
