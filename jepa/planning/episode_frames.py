@@ -55,7 +55,6 @@ class EpisodeFramesDataModule(pl.LightningDataModule):
             raise JEPAError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         if image_size < 1 or batch_size < 1:
             raise JEPAError(f"data.image_size and data.batch_size must be >= 1, got {image_size} and {batch_size}")
-        self.train_spec, self.image_size, self.blur = train, image_size, float(blur)
         self.batch_size = batch_size
         # Read now, once: a bad shard or a missing action.npy is named before anything runs.
         self.episodes = read_frames(train, image_size, blur, max_episodes)

@@ -37,7 +37,7 @@ from .costs import GoalEnergy, KeepOut, PositionProbe
 from .envs.protocol import PlanningEnv
 from .hierarchical import HierarchicalPlanner, HierarchySettings, OracleSubgoals
 from .interfaces import Planner, clip_norm
-from .perceived_simulator import perceived_simulator_episode
+from .perceived_simulator import perceived
 from .perception import Perception
 from .simulator import SimulatorDynamics
 from .slow_ensemble import SlowEnsemble
@@ -138,7 +138,11 @@ def _keep_out(env: PlanningEnv, position_of: Callable, margin: float, info: dict
 
 
 def simulator_episode(env: PlanningEnv, seed: int, planner: Planner, settings: AgentSettings,
-                      margin: float, scoring: GoalSettings = GoalSettings()) -> EpisodeResult:
+                      margin: float, scoring: GoalSettings = GoalSettings(),
+                      readout: Callable[[torch.Tensor], torch.Tensor] | None = None) -> EpisodeResult:
+    """An episode on the true dynamics. The goal cost compares ``readout`` of the states: by default
+    what the environment names (``goal_features``: Push-T's pixels and angle on one scale), for the
+    ``simulator_perceived`` arm the world model's representations of the rendered frames."""
 
     def perceive(obs: Any, info: dict) -> torch.Tensor:
         # The ceiling sees the true state; the goal observation stands for the goal position.
@@ -148,7 +152,7 @@ def simulator_episode(env: PlanningEnv, seed: int, planner: Planner, settings: A
         keep = _keep_out(env, lambda s: s[..., :2], margin, info)
         # An environment whose state mixes units (Push-T: pixels and an angle) says what to compare.
         return GoalEnergy(goal, env.max_action_norm, **asdict(scoring), distance="l2", keep_out=keep,
-                          readout=getattr(env, "goal_features", None))
+                          readout=readout or getattr(env, "goal_features", None))
 
     return run_episode(env, seed, perceive, SimulatorDynamics(env), planner, cost_for_goal, settings)
 
@@ -260,6 +264,7 @@ def _episode(arm: str, env: PlanningEnv, seed: int, planner_for: Callable[[], Pl
         return _policy_episode(env, seed, greedy_policy(env.max_action_norm), settings.step_budget)
     if arm == "simulator":
         return simulator_episode(env, seed, planner_for(), settings, margin, scoring)
-    if arm == "simulator_perceived":
-        return perceived_simulator_episode(env, seed, planner_for(), settings, agent.perception, agent.world)
+    if arm == "simulator_perceived":  # scored at the last step: rendering every step would cost the horizon times more
+        return simulator_episode(env, seed, planner_for(), settings, margin, GoalSettings(mode="final"),
+                                 readout=perceived(env, agent.perception, agent.world))
     return world_model_episode(env, seed, planner_for(), settings, agent, scoring)
