@@ -42,7 +42,7 @@ class Perception:
         if encoder.video:
             raise JEPAError("the planning agent perceives single frames: give it an image encoder export, not a video one")
         gh, gw = (s // encoder.patch_size for s in encoder.img_size)
-        _check_grids((grid,), (gh, gw))
+        check_grids((grid,), (gh, gw))
         if not blur >= 0:
             raise JEPAError(f"the perception blur is a Gaussian's sigma in pixels (>= 0), got {blur}")
         self.encoder = encoder
@@ -81,7 +81,7 @@ class Perception:
         """The representation at each of several pooling grids, the encoder run once (each grid must
         divide the token grid)."""
         gh, gw = self.token_grid
-        _check_grids(grids, self.token_grid)
+        check_grids(grids, self.token_grid)
         out: list[list[torch.Tensor]] = [[] for _ in grids]
         for i in range(0, len(frames), self.batch_size):
             tokens = self.encoder(self._prepare(frames[i:i + self.batch_size]))
@@ -108,7 +108,8 @@ def low_passed(frames: np.ndarray | torch.Tensor, size: tuple[int, int], kernel:
     return separable_blur(x, kernel) if kernel is not None else x
 
 
-def _check_grids(grids: Sequence[int], token_grid: tuple[int, int]) -> None:
+def check_grids(grids: Sequence[int], token_grid: tuple[int, int]) -> None:
+    """Refuses, in one line, a pooling grid that does not divide the encoder's token grid."""
     gh, gw = token_grid
     bad = [g for g in grids if g < 1 or gh % g or gw % g]
     if bad:

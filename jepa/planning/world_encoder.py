@@ -37,7 +37,7 @@ from ..models.vit import EncoderConfig, VisionTransformer
 from ..objectives.sigreg import sigreg
 from ..seeding import mix_seed
 from .episode_frames import EpisodeFramesDataModule
-from .perception import pool_tokens
+from .perception import check_grids, pool_tokens
 from .world_data import EncodedEpisodes, draw_windows
 from .world_model import WorldModel, WorldModelConfig
 from .world_module import LatentModelTraining
@@ -86,9 +86,7 @@ class WorldEncoderModule(LatentModelTraining):
                                    "warmup_steps": warmup_steps, "seed": seed, "action_dim": action_dim,
                                    "action_mean": action_mean, "action_std": action_std})
         self.encoder = VisionTransformer.from_config(enc, image_size)
-        gh, gw = self.encoder.grid_size
-        if grid < 1 or gh % grid or gw % grid:
-            raise JEPAError(f"model.grid {grid} does not divide the encoder's {gh}x{gw} token grid")
+        check_grids((grid,), self.encoder.grid_size)
         self.history = pred.history
         self.world = WorldModel(pred, grid * grid * self.encoder.embed_dim, action_dim)
         if action_mean is not None and action_std is not None:
